@@ -1,0 +1,392 @@
+"""Batched non-negative lasso on torch tensors, on CPU or CUDA.
+
+For every row ``z`` of ``Z`` (independently) the solvers compute
+
+    w* = argmin_{w >= 0}  ||C.T @ w - z||^2 + l1 * sum(w)
+
+where ``C`` has shape (n_concepts, n_features). These are pure functions of torch
+tensors: nothing here knows about scikit-learn or numpy.
+
+Optimality (KKT) conditions, with the gradient ``g = l1 - 2 * C @ (z - C.T @ w)``:
+``g_j = 0`` where ``w_j > 0`` and ``g_j >= 0`` where ``w_j = 0``. Both solvers stop
+a row once its KKT violation -- the largest ``|g_j|`` over active concepts and
+``max(0, -g_j)`` over inactive ones -- is at most ``tol``, and converged rows
+leave the computation. Every row starts from ``w = 0``, so a row's result does
+not depend on the other rows of its batch.
+
+``active_set`` (the default) exploits sparsity: a solution uses a few dozen of
+thousands of concepts. Each round it solves the problem restricted to a small
+per-row working set exactly (block principal pivoting on the working set's Gram
+matrix, in float64), then certifies the result with one product against the
+whole dictionary; concepts that violate the optimality conditions join the
+working set. Memory is O(n_concepts * n_features + batch * n_concepts); no
+n_concepts x n_concepts matrix is ever formed.
+
+``fista`` is accelerated projected gradient with adaptive restart: two
+products with the dictionary per iteration, simple and robust, kept as a
+cross-check and as a baseline.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+# Rows per chunk when gathering working-set dictionary rows: keeps the gathered
+# (chunk, m, n_features) block in cache, which halves the cost of the Gram matrices.
+_GATHER_CHUNK = 64
+# Working-set size of the first, approximate round and of the following rounds.
+_FIRST_WORKING_SET = 32
+_WORKING_SET = 64
+# Block principal pivoting iterations per round; unfinished rows continue next round.
+_PIVOTING_PER_ROUND = 5
+# Free-set sizes are rounded up to a multiple of this to batch Cholesky solves.
+_SOLVE_BUCKET = 8
+
+SOLVERS = ("active_set", "fista")
+DEFAULT_MAX_ITER = {"active_set": 100, "fista": 20000}
+
+
+@dataclass
+class SparseCodes:
+    """Row-wise sparse solution of a batch.
+
+    Attributes
+    ----------
+    indices : torch.Tensor of shape (n_samples, n_stored), int64
+        Concept index of each stored weight. Padding entries have weight 0.
+    values : torch.Tensor of shape (n_samples, n_stored)
+        Non-negative weights; exactly zero for padding and inactive concepts.
+    n_iter : torch.Tensor of shape (n_samples,), int64
+        Rounds (``active_set``) or iterations (``fista``) each row used.
+    converged : torch.Tensor of shape (n_samples,), bool
+        Whether the row met the tolerance within ``max_iter``.
+    """
+
+    indices: torch.Tensor
+    values: torch.Tensor
+    n_iter: torch.Tensor
+    converged: torch.Tensor
+
+    def to_dense(self, n_concepts):
+        """Return the codes as a dense (n_samples, n_concepts) tensor."""
+        dense = torch.zeros(
+            self.values.shape[0], n_concepts, dtype=self.values.dtype, device=self.values.device
+        )
+        return dense.scatter_add_(1, self.indices, self.values)
+
+
+def nonnegative_lasso(Z, C, l1, *, solver="active_set", tol=1e-5, max_iter=None, init=None):
+    """Solve the non-negative lasso for every row of ``Z``.
+
+    Parameters
+    ----------
+    Z : torch.Tensor of shape (n_samples, n_features)
+        Signals, float32 or float64.
+    C : torch.Tensor of shape (n_concepts, n_features)
+        Dictionary, same dtype and device as ``Z``.
+    l1 : float
+        Non-negative sparsity penalty.
+    solver : {"active_set", "fista"}, default="active_set"
+        Algorithm (see the module docstring).
+    tol : float, default=1e-5
+        Largest KKT violation accepted for a row (see the module docstring).
+    max_iter : int, default=None
+        Rounds for ``active_set`` (each costs one product with the dictionary),
+        iterations for ``fista``. None uses ``DEFAULT_MAX_ITER[solver]``.
+    init : SparseCodes, default=None
+        Warm start for ``active_set``, e.g. the solution at a neighbouring
+        ``l1`` (a regularization path). Ignored by ``fista``.
+
+    Returns
+    -------
+    SparseCodes
+        Weights in ``Z``'s dtype, with per-row iteration counts and convergence.
+    """
+    if Z.dim() != 2 or C.dim() != 2 or Z.shape[1] != C.shape[1]:
+        raise ValueError(f"Z {tuple(Z.shape)} and C {tuple(C.shape)} must share n_features.")
+    if Z.dtype != C.dtype or Z.device != C.device:
+        raise ValueError("Z and C must have the same dtype and device.")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
+    if max_iter is None:
+        max_iter = DEFAULT_MAX_ITER[solver]
+    if Z.shape[0] == 0:
+        empty = torch.zeros(0, 0, dtype=Z.dtype, device=Z.device)
+        none = torch.zeros(0, dtype=torch.int64, device=Z.device)
+        return SparseCodes(empty.long(), empty, none, none.bool())
+    if solver == "fista":
+        return _fista(Z, C, float(l1), tol=tol, max_iter=max_iter)
+    return _active_set(Z, C, float(l1), tol=tol, max_iter=max_iter, init=init)
+
+
+# --------------------------------------------------------------------------- active set
+
+
+def _active_set(Z, C, l1, *, tol, max_iter, init):
+    n, k = Z.shape[0], C.shape[0]
+    device = Z.device
+    # A tiny ridge keeps the free-set systems positive definite when concepts are
+    # (nearly) collinear; its effect on the gradient is at most ridge * w << tol.
+    ridge = max(1e-3 * tol, 1e-12)
+    # Working-set systems are formed and solved in float64 whatever the input
+    # precision: they are small, and float32 Gram errors (~1e-7 * |w|_1) would
+    # otherwise dominate the tolerance.
+    C64 = C.double()
+    l1_scalar = torch.tensor(l1, dtype=Z.dtype, device=device)
+
+    grad = torch.addmm(l1_scalar, Z, C.T, alpha=-2.0)
+    rows = torch.arange(n, device=device)
+    n_iter = torch.zeros(n, dtype=torch.int64, device=device)
+    converged = torch.zeros(n, dtype=torch.bool, device=device)
+    results = []  # (rows, indices, float64 values) of finished rows
+
+    # Rows whose gradient at w = 0 is non-negative are solved by w = 0.
+    zero = grad.min(dim=1).values >= -tol
+    converged[zero] = True
+    rows, grad = rows[~zero], grad[~zero]
+    if init is None:
+        size = min(k, _FIRST_WORKING_SET)
+        working, free = _next_working_set(grad, None, None, size, tol)
+    else:
+        # Warm start: the previous support stays in the working set and starts free.
+        size = min(k, _WORKING_SET)
+        previous = init.values[rows] > 0
+        kept = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, init.indices[rows], previous)
+        working, free = _next_working_set(grad, kept, kept, size, tol)
+
+    for round_ in range(1, max_iter + 1):
+        if rows.numel() == 0:
+            break
+        n_iter[rows] = round_
+        z = Z[rows]
+        gram, corr = _working_set_gram(C64, working, z.double())
+        weights, free, pivoting_done = _block_principal_pivoting(
+            gram, corr - l1 / 2, free, tol / 2, ridge, _PIVOTING_PER_ROUND
+        )
+        residual = z - torch.nn.functional.embedding_bag(
+            working, C, per_sample_weights=weights.to(Z.dtype), mode="sum"
+        )
+        grad = torch.addmm(l1_scalar, residual, C.T, alpha=-2.0)
+        violation = _kkt_violation(grad, working, weights)
+        done = (violation <= tol) & pivoting_done
+        converged[rows[done]] = True
+        # Rows still running when max_iter ends keep their current feasible weights.
+        finished = done if round_ < max_iter else torch.ones_like(done)
+        results.append((rows[finished], working[finished], weights[finished]))
+        rows, working, weights, free, grad, pivoting_done = (
+            t[~finished] for t in (rows, working, weights, free, grad, pivoting_done)
+        )
+        if rows.numel() == 0:
+            break
+        support = weights > 0
+        # Grow the working set when supports come close to filling it.
+        if int(support.sum(dim=1).max()) > 3 * size // 4:
+            size = min(k, 2 * size)
+        # Keep the free set and support; rows whose pivoting did not finish keep everything.
+        keep = free | support | ~pivoting_done[:, None]
+        kept = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, working, keep)
+        kept_free = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, working, free & keep)
+        working, free = _next_working_set(grad, kept, kept_free, size, tol)
+
+    indices, values = _assemble(results, n, device)
+    return SparseCodes(indices, values.to(Z.dtype), n_iter, converged)
+
+
+def _next_working_set(grad, kept, kept_free, size, tol):
+    """Working set = the kept concepts, then the most violating others, sorted by index.
+
+    ``grad`` is overwritten. Returns the (rows, size) working set and which of
+    its entries start in the free set: kept free ones and new violators.
+    """
+    if kept is not None:
+        grad[kept] = -torch.inf
+    working = grad.topk(size, dim=1, largest=False).indices.sort(dim=1).values
+    free = grad.gather(1, working) < -tol
+    if kept is not None:
+        free = (free & ~kept.gather(1, working)) | kept_free.gather(1, working)
+    return working, free
+
+
+def _working_set_gram(C64, working, z64):
+    """Per-row float64 Gram matrix of the working set and its correlations with the signal."""
+    rows, size = working.shape
+    gram = torch.empty(rows, size, size, dtype=torch.float64, device=C64.device)
+    corr = torch.empty(rows, size, 1, dtype=torch.float64, device=C64.device)
+    for start in range(0, rows, _GATHER_CHUNK):
+        stop = start + _GATHER_CHUNK
+        block = C64[working[start:stop]]
+        torch.bmm(block, block.transpose(1, 2), out=gram[start:stop])
+        torch.bmm(block, z64[start:stop, :, None], out=corr[start:stop])
+    return gram, corr.squeeze(2)
+
+
+def _kkt_violation(grad, working, weights):
+    """Largest violation of the optimality conditions per row, over all concepts."""
+    inside = grad.gather(1, working).double()
+    inside = torch.where(weights > 0, inside.abs(), (-inside).clamp_min(0)).max(dim=1).values
+    grad.scatter_(1, working, torch.inf)  # working-set entries are judged above
+    outside = (-grad.min(dim=1).values).clamp_min(0).double()
+    return torch.maximum(inside, outside)
+
+
+def _block_principal_pivoting(gram, target, free, tol, ridge, max_iter):
+    """Solve min_{w >= 0} w'Qw/2 - target'w for each row, from a starting free set.
+
+    Block principal pivoting (Judice & Pires; Kim & Park, 2011): solve on the
+    free set, exchange every infeasible index while their number drops, and fall
+    back to exchanging the last one (Murty's rule, which terminates) otherwise.
+
+    Returns the weights (zeros off the free set), the free sets, and which rows
+    reached a sign-feasible point within ``max_iter`` exchanges (the caller
+    certifies optimality with the full gradient).
+    """
+    rows, size = target.shape
+    device = target.device
+    positions = torch.arange(size, device=device)
+    weights = torch.zeros_like(target)
+    done = torch.zeros(rows, dtype=torch.bool, device=device)
+    free = free.clone()
+    backup = torch.full((rows,), 3, device=device)
+    fewest = torch.full((rows,), size + 1, device=device)
+    active = torch.arange(rows, device=device)
+    for _ in range(max_iter):
+        f = free[active]
+        w, y = _solve_on_free_set(gram, target, free, ridge, active)
+        infeasible = (f & (w < 0)) | (~f & (y < -tol))
+        count = infeasible.sum(dim=1)
+        finished = count == 0
+        improved = count < fewest[active]
+        fewest[active] = torch.where(improved, count, fewest[active])
+        chances = torch.where(improved, 3, backup[active])
+        exchange_all = improved | (chances >= 1)
+        backup[active] = torch.where(~improved & (chances >= 1), chances - 1, chances)
+        last = torch.where(infeasible, positions, -1).argmax(dim=1)
+        exchange = torch.where(
+            exchange_all[:, None], infeasible, (positions == last[:, None]) & infeasible
+        )
+        weights[active] = w
+        done[active[finished]] = True
+        free[active] = torch.where(finished[:, None], f, f ^ exchange)
+        active = active[~finished]
+        if active.numel() == 0:
+            break
+    return weights.clamp_min(0), free, done
+
+
+def _solve_on_free_set(gram, target, free, ridge, rows):
+    """For the given rows, solve gram[F, F] w[F] = target[F] (w = 0 off F) with a small ridge.
+
+    Returns the weights and the gradient-like residual ``gram @ w - target``.
+    Rows are grouped by the size of their free set and each group is solved with
+    a batched Cholesky factorisation of the compacted system: the cost of a
+    Cholesky solve grows steeply with its size.
+    """
+    size = target.shape[1]
+    free, target = free[rows], target[rows]
+    weights = torch.zeros_like(target)
+    residual = -target
+    free_first = torch.argsort((~free).to(torch.int8), dim=1, stable=True)
+    bucket = (free.sum(dim=1) + _SOLVE_BUCKET - 1) // _SOLVE_BUCKET
+    for b in torch.unique(bucket).tolist():
+        if b == 0:
+            continue  # empty free set: w = 0
+        group = (bucket == b).nonzero().squeeze(1)
+        width = min(b * _SOLVE_BUCKET, size)
+        order = free_first[group, :width]
+        mask = free[group].gather(1, order).to(gram.dtype)
+        columns = gram.index_select(0, rows[group])
+        columns = columns.gather(2, order[:, None, :].expand(-1, size, -1))
+        system = columns.gather(1, order[:, :, None].expand(-1, -1, width))
+        system *= mask[:, :, None] * mask[:, None, :]
+        system.diagonal(dim1=1, dim2=2).add_(1.0 - mask + ridge * mask)
+        t = target[group]
+        solution = _spd_solve(system, t.gather(1, order) * mask) * mask
+        weights[group] = torch.zeros_like(t).scatter_(1, order, solution)
+        residual[group] = torch.bmm(columns, solution[:, :, None]).squeeze(2) - t
+    return weights, residual
+
+
+def _spd_solve(system, rhs):
+    """Batched symmetric positive-definite solve; escalates the ridge where Cholesky fails."""
+    factor, info = torch.linalg.cholesky_ex(system)
+    failed = (info > 0).nonzero().squeeze(1)
+    eye = torch.eye(system.shape[1], dtype=system.dtype, device=system.device)
+    extra = 1e-10
+    # Numerically singular systems come from (near-)duplicate concepts.
+    while failed.numel():
+        if extra > 1.0:
+            raise FloatingPointError("Cholesky failed on a non-finite working-set system.")
+        factor[failed], info = torch.linalg.cholesky_ex(system[failed] + extra * eye)
+        failed = failed[info > 0]
+        extra *= 100
+    return torch.cholesky_solve(rhs[:, :, None], factor).squeeze(2)
+
+
+def _assemble(results, n, device):
+    """Pack per-round results into padded (n, n_stored) index and value arrays of non-zeros."""
+    width = max((int((w > 0).sum(dim=1).max()) for _, _, w in results if w.numel()), default=0)
+    width = max(width, 1)
+    indices = torch.zeros(n, width, dtype=torch.int64, device=device)
+    values = torch.zeros(n, width, dtype=torch.float64, device=device)
+    for rows, working, weights in results:
+        nonzero_first = torch.argsort((weights <= 0).to(torch.int8), dim=1, stable=True)
+        take = nonzero_first[:, :width]
+        idx = working.gather(1, take)
+        val = weights.gather(1, take)
+        pad = width - idx.shape[1]
+        if pad > 0:
+            idx = torch.nn.functional.pad(idx, (0, pad))
+            val = torch.nn.functional.pad(val, (0, pad))
+        indices[rows] = idx
+        values[rows] = val
+    return indices, values
+
+
+# --------------------------------------------------------------------------- FISTA
+
+
+def _fista(Z, C, l1, *, tol, max_iter, check_every=10):
+    n, k = Z.shape[0], C.shape[0]
+    device = Z.device
+    # Lipschitz constant of the gradient: 2 * largest eigenvalue of C'C (d x d only).
+    lipschitz = 2 * float(torch.linalg.eigvalsh(C.T @ C)[-1].clamp_min(1e-12))
+    step = 1.0 / lipschitz
+    l1_scalar = torch.tensor(l1, dtype=Z.dtype, device=device)
+    out = torch.zeros(n, k, dtype=Z.dtype, device=device)
+    n_iter = torch.zeros(n, dtype=torch.int64, device=device)
+    converged = torch.zeros(n, dtype=torch.bool, device=device)
+
+    rows = torch.arange(n, device=device)
+    z = Z
+    w = torch.zeros(n, k, dtype=Z.dtype, device=device)
+    y = w.clone()
+    momentum = torch.ones(n, 1, dtype=Z.dtype, device=device)
+    for it in range(1, max_iter + 1):
+        grad_y = torch.addmm(l1_scalar, y @ C - z, C.T, alpha=2.0)
+        w_next = (y - step * grad_y).clamp_min(0)
+        momentum_next = (1 + torch.sqrt(1 + 4 * momentum**2)) / 2
+        # Adaptive restart (O'Donoghue & Candes): drop momentum when it points uphill.
+        uphill = ((grad_y * (w_next - w)).sum(dim=1, keepdim=True) > 0).to(Z.dtype)
+        beta = (momentum - 1) / momentum_next * (1 - uphill)
+        y = w_next + beta * (w_next - w)
+        momentum = torch.where(uphill > 0, torch.ones_like(momentum), momentum_next)
+        w = w_next
+        n_iter[rows] = it
+        if it % check_every and it != max_iter:
+            continue
+        grad = torch.addmm(l1_scalar, w @ C - z, C.T, alpha=2.0)
+        violation = torch.where(w > 0, grad.abs(), (-grad).clamp_min(0)).max(dim=1).values
+        done = violation <= tol
+        out[rows[done]] = w[done]
+        converged[rows[done]] = True
+        if bool(done.all()):
+            break
+        rows, z, w, y, momentum = (t[~done] for t in (rows, z, w, y, momentum))
+    out[rows[~converged[rows]]] = w[~converged[rows]]
+    return _dense_to_codes(out, n_iter, converged)
+
+
+def _dense_to_codes(dense, n_iter, converged):
+    width = max(int((dense > 0).sum(dim=1).max()), 1)
+    values, indices = dense.topk(width, dim=1)
+    return SparseCodes(indices, values, n_iter, converged)

@@ -1,0 +1,482 @@
+"""SpLiCETransformer: CLIP embeddings as sparse non-negative combinations of concepts."""
+
+import os
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn import get_config
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
+from tqdm.auto import tqdm
+
+from skplice._device import resolve_device
+from skplice._solvers import nonnegative_lasso
+
+
+class SpLiCETransformer(TransformerMixin, BaseEstimator):
+    """Decompose CLIP embeddings into sparse, non-negative concept weights (SpLiCE).
+
+    Each embedding ``x`` is L2-normalised, centred by the mean training
+    embedding ``image_mean_`` and normalised again, giving ``z``; its concept
+    weights are the solution of the non-negative lasso
+
+    ``w* = argmin_{w >= 0} ||components_.T @ w - z||^2 + l1 * ||w||_1``
+
+    where the rows of ``components_`` are concept embeddings (CLIP text
+    embeddings of a vocabulary), normalised, centred by their mean and
+    normalised again. Centring on both sides closes CLIP's modality gap
+    (Bhalla, Oesterling et al., "Interpreting CLIP with Sparse Linear Concept
+    Embeddings (SpLiCE)", NeurIPS 2024).
+
+    Parameters
+    ----------
+    l1 : float, default=0.2
+        Sparsity penalty. Larger values give fewer concepts; on CLIP ViT-B-32
+        with 10,000 LAION concepts, 0.2 gives roughly 10-30 non-zero concepts.
+    vocabulary : str, path-like or sequence of str, default="laion"
+        With ``dictionary=None``: the vocabulary to encode (a named vocabulary,
+        a text file with one concept per line, or a list of concepts). With an
+        array ``dictionary``: a sequence of its concept names (one per row);
+        any other value gives generated names ``concept_0``, ``concept_1``, ...
+    vocabulary_size : int or None, default=10000
+        Number of concepts taken from a named vocabulary (the most frequent).
+    dictionary : array-like of shape (n_concepts, n_features), "identity" or None, \
+            default=None
+        Raw concept embeddings. None encodes ``vocabulary`` with ``encoder``.
+        "identity" makes each input feature its own concept (the dictionary
+        is the identity matrix, used as is); it needs no model and is meant
+        for tests and for inputs that are already concept scores.
+    encoder : object with an ``encode_text(list[str])`` method, default=None
+        Text encoder used to embed ``vocabulary`` when ``dictionary`` is None.
+        None uses ``CLIPEmbedder()`` with its defaults.
+    center : bool, default=True
+        Centre both the inputs (by ``image_mean_``) and the concept embeddings
+        (by their mean), as in the paper. Without centring the sparse codes of
+        CLIP image embeddings are poor, because images and texts occupy
+        different cones of the embedding space.
+    solver : {"auto", "active_set", "fista"}, default="auto"
+        "active_set" solves small per-sample problems exactly and certifies
+        them against the whole dictionary; "fista" is accelerated projected
+        gradient, slower, kept as a cross-check. "auto" uses "active_set".
+    max_iter : int or None, default=None
+        Maximum working-set rounds ("active_set", default 100) or gradient
+        iterations ("fista", default 20000) per sample.
+    tol : float, default=1e-6
+        A sample is solved when its optimality (KKT) violation is at most
+        ``tol``: the largest ``|g_j|`` over active concepts and ``max(0, -g_j)``
+        over inactive ones, where ``g = l1 - 2 * components_ @ (z - components_.T @ w)``.
+    batch_size : int, default=1024
+        Samples solved together. Memory grows as ``batch_size * n_concepts``;
+        raise it on a GPU.
+    device : str or None, default=None
+        Torch device for the solver: "cpu", "cuda", "cuda:1", ... None means
+        CUDA when available, else the CPU. Resolved at each call, never stored.
+    sparse_output : bool, default=True
+        Return a ``scipy.sparse.csr_matrix``; False returns a dense ndarray,
+        which also works with ``set_output(transform="pandas")``.
+    verbose : bool, default=False
+        Show a progress bar over batches.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_concepts, n_features)
+        Normalised, centred, normalised concept embeddings.
+    concept_names_ : ndarray of shape (n_concepts,), dtype=object
+        Concept names, also given by :meth:`get_feature_names_out`.
+    image_mean_ : ndarray of shape (n_features,)
+        Mean of the L2-normalised embeddings seen in ``fit`` / ``partial_fit``.
+    n_samples_seen_ : int
+        Number of embeddings that ``image_mean_`` averages.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when ``X`` has string column names.
+
+    See Also
+    --------
+    sklearn.decomposition.SparseCoder : Sparse coding against a fixed dictionary.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skplice import SpLiCETransformer
+    >>> rng = np.random.default_rng(0)
+    >>> concepts = rng.normal(size=(50, 16))   # 50 concept embeddings, 16-dim
+    >>> names = [f"word{i}" for i in range(50)]
+    >>> X = rng.normal(size=(8, 16))           # 8 embeddings to explain
+    >>> splice = SpLiCETransformer(l1=0.3, dictionary=concepts, vocabulary=names)
+    >>> W = splice.fit_transform(X)
+    >>> W.shape
+    (8, 50)
+    >>> bool((W.data > 0).all())
+    True
+    >>> splice.get_feature_names_out()[:3]
+    array(['word0', 'word1', 'word2'], dtype=object)
+    >>> splice.inverse_transform(W).shape
+    (8, 16)
+    """
+
+    _parameter_constraints = {
+        "l1": [Interval(Real, 0, None, closed="left")],
+        "vocabulary": [str, os.PathLike, "array-like"],
+        "vocabulary_size": [Interval(Integral, 1, None, closed="left"), None],
+        "dictionary": ["array-like", StrOptions({"identity"}), None],
+        "encoder": [HasMethods(["encode_text"]), None],
+        "center": ["boolean"],
+        "solver": [StrOptions({"auto", "active_set", "fista"})],
+        "max_iter": [Interval(Integral, 1, None, closed="left"), None],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, None],
+        "sparse_output": ["boolean"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        l1=0.2,
+        *,
+        vocabulary="laion",
+        vocabulary_size=10000,
+        dictionary=None,
+        encoder=None,
+        center=True,
+        solver="auto",
+        max_iter=None,
+        tol=1e-6,
+        batch_size=1024,
+        device=None,
+        sparse_output=True,
+        verbose=False,
+    ):
+        self.l1 = l1
+        self.vocabulary = vocabulary
+        self.vocabulary_size = vocabulary_size
+        self.dictionary = dictionary
+        self.encoder = encoder
+        self.center = center
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.batch_size = batch_size
+        self.device = device
+        self.sparse_output = sparse_output
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fitting
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Learn the dictionary and the mean embedding used for centring.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Embeddings (e.g. CLIP image embeddings). Rows need not be normalised.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : SpLiCETransformer
+            The fitted transformer.
+        """
+        X = self._validate_embeddings(X, reset=True)
+        # Compute everything first, so that a failure leaves the estimator unchanged.
+        components, names = self._build_dictionary(X.shape[1])
+        mean = _unit_rows(X).mean(axis=0, dtype=np.float64)
+        self.components_, self.concept_names_ = components, names
+        self.image_mean_, self.n_samples_seen_ = mean, X.shape[0]
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Update the mean embedding with a batch; the first call also builds the dictionary.
+
+        Successive calls give the same ``image_mean_`` as one ``fit`` on the
+        concatenated batches.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A batch of embeddings.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : SpLiCETransformer
+            The updated transformer.
+        """
+        first_call = not hasattr(self, "image_mean_")
+        X = self._validate_embeddings(X, reset=first_call)
+        batch_sum = _unit_rows(X).sum(axis=0, dtype=np.float64)
+        if first_call:
+            components, names = self._build_dictionary(X.shape[1])
+            self.components_, self.concept_names_ = components, names
+            self.image_mean_, self.n_samples_seen_ = batch_sum / X.shape[0], X.shape[0]
+            return self
+        total = self.n_samples_seen_ + X.shape[0]
+        self.image_mean_ = (self.image_mean_ * self.n_samples_seen_ + batch_sum) / total
+        self.n_samples_seen_ = total
+        return self
+
+    def _build_dictionary(self, n_features):
+        """Return ``(components_, concept_names_)`` for inputs of ``n_features`` features."""
+        if isinstance(self.dictionary, str):  # "identity"
+            names = _check_feature_names_in(self, None)
+            return np.eye(n_features), np.asarray(names, dtype=object)
+        if self.dictionary is None:
+            raise ValueError(
+                "SpLiCETransformer(dictionary=None) encodes the vocabulary with a CLIP "
+                "text encoder, which this version of skplice cannot do yet. Pass the "
+                "concept embeddings as dictionary=<array of shape (n_concepts, "
+                "n_features)> and their names as vocabulary=<list of str>."
+            )
+        raw = check_array(
+            self.dictionary, dtype=[np.float64, np.float32], copy=True, input_name="dictionary"
+        )
+        if raw.shape[0] == 0:
+            raise ValueError("The dictionary is empty: it needs at least one concept row.")
+        if raw.shape[1] != n_features:
+            raise ValueError(
+                f"X has {n_features} features but the dictionary has {raw.shape[1]}: the "
+                "concept embeddings and the inputs must come from the same CLIP model."
+            )
+        names = self._concept_names(raw.shape[0])
+        return _process_concepts(raw, names, center=self.center), names
+
+    def _concept_names(self, n_concepts):
+        vocabulary = self.vocabulary
+        if isinstance(vocabulary, (str, os.PathLike)):
+            return np.asarray([f"concept_{i}" for i in range(n_concepts)], dtype=object)
+        names = np.asarray(list(vocabulary), dtype=object)
+        if names.ndim != 1 or names.shape[0] != n_concepts:
+            raise ValueError(
+                f"vocabulary has {names.shape[0]} names but the dictionary has {n_concepts} "
+                "rows: pass one name per concept embedding, in the same order."
+            )
+        not_str = [i for i, name in enumerate(names) if not isinstance(name, str)]
+        if not_str:
+            raise TypeError(
+                f"Concept names must be strings; vocabulary[{not_str[0]}] is "
+                f"{names[not_str[0]]!r}."
+            )
+        unique, counts = np.unique(names.astype(str), return_counts=True)
+        duplicates = unique[counts > 1]
+        if duplicates.size:
+            shown = ", ".join(repr(d) for d in duplicates[:5])
+            raise ValueError(
+                f"Concept names must be unique; {duplicates.size} are repeated: {shown}. "
+                "Remove the duplicate rows from the dictionary and the vocabulary."
+            )
+        return names
+
+    # ---------------------------------------------------------------- transform
+
+    def transform(self, X):
+        """Decompose embeddings into concept weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Embeddings from the same model as the dictionary.
+
+        Returns
+        -------
+        W : scipy.sparse.csr_matrix or ndarray of shape (n_samples, n_concepts)
+            Non-negative concept weights, in ``X``'s float precision (float32
+            inputs give float32 weights). Dense when ``sparse_output=False``.
+        """
+        check_is_fitted(self)
+        self._check_output_container()
+        X = self._validate_embeddings(X, reset=False)
+        device = resolve_device(self.device)
+        solver = "active_set" if self.solver == "auto" else self.solver
+        dtype = torch.float32 if X.dtype == np.float32 else torch.float64
+        C = torch.as_tensor(self.components_).to(device=device, dtype=dtype)
+        mean = torch.as_tensor(self.image_mean_).to(device=device, dtype=dtype)
+        blocks, not_converged = [], 0
+        starts = range(0, X.shape[0], self.batch_size)
+        for start in tqdm(starts, desc="SpLiCE", unit="batch", disable=not self.verbose):
+            # A copy per batch: inputs may be read-only memmaps, which torch cannot wrap.
+            batch = torch.tensor(X[start : start + self.batch_size], device=device)
+            z = self._centred(batch, mean)
+            codes = nonnegative_lasso(
+                z, C, self.l1, solver=solver, tol=self.tol, max_iter=self.max_iter
+            )
+            not_converged += int((~codes.converged).sum())
+            blocks.append(_codes_to_csr(codes, C.shape[0], X.dtype))
+        if not_converged:
+            warnings.warn(
+                f"{not_converged} of {X.shape[0]} samples did not reach tol={self.tol} "
+                f"within max_iter={self.max_iter or 'default'}; their weights are "
+                "feasible but not optimal. Increase max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        if not blocks:
+            W = sp.csr_matrix((0, C.shape[0]), dtype=X.dtype)
+        else:
+            W = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
+        return W if self.sparse_output else W.toarray()
+
+    def _centred(self, batch, mean):
+        z = torch.nn.functional.normalize(batch, dim=1)
+        if self.center:
+            z = torch.nn.functional.normalize(z - mean, dim=1)
+        return z
+
+    def inverse_transform(self, X):
+        """Map concept weights back to (normalised) embeddings.
+
+        The reconstruction is ``normalize(normalize(W @ components_) + image_mean_)``
+        (without the mean when ``center=False``); a sample with no concept maps to
+        the normalised mean embedding.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_concepts)
+            Concept weights, e.g. the output of :meth:`transform`.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features)
+            Unit-norm reconstructed embeddings.
+        """
+        check_is_fitted(self)
+        W = check_array(X, accept_sparse=("csr", "csc", "coo"), dtype=[np.float64, np.float32])
+        if W.shape[1] != self.components_.shape[0]:
+            raise ValueError(
+                f"X has {W.shape[1]} columns but this transformer has "
+                f"{self.components_.shape[0]} concepts."
+            )
+        recon = np.asarray(W @ self.components_.astype(W.dtype, copy=False))
+        recon = _unit_rows(recon, allow_zero=True)
+        if self.center:
+            recon = _unit_rows(recon + self.image_mean_.astype(W.dtype), allow_zero=True)
+        return recon
+
+    def score(self, X, y=None):
+        """Mean cosine similarity between embeddings and their SpLiCE reconstructions.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Embeddings.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            Mean cosine similarity, in [-1, 1]; higher means a more faithful
+            decomposition.
+        """
+        recon = self.inverse_transform(self.transform(X))
+        X = _unit_rows(self._validate_embeddings(X, reset=False))
+        return float(np.mean(np.sum(X * recon, axis=1)))
+
+    def get_feature_names_out(self, input_features=None):
+        """Concept names, one per output column.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Only checked against the names seen in ``fit``.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            The concept names (``concept_names_``).
+        """
+        check_is_fitted(self)
+        _check_feature_names_in(self, input_features)
+        return self.concept_names_.copy()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    # --------------------------------------------------------------- validation
+
+    def _validate_embeddings(self, X, *, reset):
+        X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+        zero = np.flatnonzero(~np.any(X != 0, axis=1))
+        if zero.size:
+            raise ValueError(
+                f"X has {zero.size} all-zero rows (first: {zero[:5].tolist()}); a zero "
+                "vector has no direction to decompose. Remove them or check the "
+                "embedding step that produced them."
+            )
+        return X
+
+    def _check_output_container(self):
+        """Refuse pandas/polars output for sparse results before doing any work."""
+        if not self.sparse_output:
+            return
+        configured = getattr(self, "_sklearn_output_config", {}).get("transform")
+        container = configured or get_config()["transform_output"]
+        if container in ("pandas", "polars"):
+            raise ValueError(
+                f"{type(self).__name__}(sparse_output=True) returns a scipy sparse "
+                f"matrix, which {container} output cannot hold. Set sparse_output=False "
+                "for a dense result, or use set_output(transform='default')."
+            )
+
+
+def _unit_rows(X, *, allow_zero=False):
+    """Rows scaled to unit L2 norm (zero rows stay zero when allowed)."""
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    if allow_zero:
+        norms[norms == 0] = 1
+    return X / norms
+
+
+def _process_concepts(raw, names, *, center):
+    """Normalise concept embeddings, centre them by their mean and normalise again."""
+    norms = np.linalg.norm(raw, axis=1)
+    zero = np.flatnonzero(norms == 0)
+    if zero.size:
+        raise ValueError(
+            f"Concept embeddings must be non-zero; {names[zero[0]]!r} (row {zero[0]}) "
+            "is all zeros."
+        )
+    components = raw / norms[:, None]
+    if center:
+        components -= components.mean(axis=0)
+        norms = np.linalg.norm(components, axis=1)
+        # A concept equal to the dictionary mean has no direction left after centring.
+        degenerate = np.flatnonzero(norms <= 1e3 * np.finfo(components.dtype).eps)
+        if degenerate.size:
+            raise ValueError(
+                f"After centring, concept {names[degenerate[0]]!r} (row {degenerate[0]}) "
+                "equals the mean of the dictionary and has no direction left (a "
+                "dictionary of one concept, or of identical rows, cannot be centred). "
+                "Use more distinct concepts or center=False."
+            )
+        components /= norms[:, None]
+    return components
+
+
+def _codes_to_csr(codes, n_concepts, dtype):
+    """Turn solver output (padded rows on any device) into a canonical CSR matrix."""
+    values = codes.values.cpu().numpy().astype(dtype, copy=False)
+    indices = codes.indices.cpu().numpy()
+    keep = values > 0
+    counts = keep.sum(axis=1)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    W = sp.csr_matrix((values[keep], indices[keep], indptr), shape=(values.shape[0], n_concepts))
+    W.sort_indices()
+    return W
