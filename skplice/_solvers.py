@@ -37,8 +37,9 @@ _GATHER_CHUNK = 64
 # Working-set size of the first, approximate round and of the following rounds.
 _FIRST_WORKING_SET = 32
 _WORKING_SET = 64
-# Block principal pivoting iterations per round; unfinished rows continue next round.
-_PIVOTING_PER_ROUND = 5
+# Block principal pivoting exchanges before a row falls back to the slower but
+# monotone Lawson-Hanson method (pivoting can cycle on singular working sets).
+_MAX_PIVOTING = 50
 # Free-set sizes are rounded up to a multiple of this to batch Cholesky solves.
 _SOLVE_BUCKET = 8
 
@@ -125,9 +126,9 @@ def nonnegative_lasso(Z, C, l1, *, solver="active_set", tol=1e-5, max_iter=None,
 def _active_set(Z, C, l1, *, tol, max_iter, init):
     n, k = Z.shape[0], C.shape[0]
     device = Z.device
-    # A tiny ridge keeps the free-set systems positive definite when concepts are
-    # (nearly) collinear; its effect on the gradient is at most ridge * w << tol.
-    ridge = max(1e-3 * tol, 1e-12)
+    # A small ridge keeps the free-set systems positive definite when concepts are
+    # (nearly) collinear; it moves the gradient by ridge * w, well below tol.
+    ridge = max(0.1 * tol, 1e-12)
     # Working-set systems are formed and solved in float64 whatever the input
     # precision: they are small, and float32 Gram errors (~1e-7 * |w|_1) would
     # otherwise dominate the tolerance.
@@ -138,7 +139,7 @@ def _active_set(Z, C, l1, *, tol, max_iter, init):
     rows = torch.arange(n, device=device)
     n_iter = torch.zeros(n, dtype=torch.int64, device=device)
     converged = torch.zeros(n, dtype=torch.bool, device=device)
-    results = []  # (rows, indices, float64 values) of finished rows
+    results = []  # (rows, working set, float64 weights) of finished rows
 
     # Rows whose gradient at w = 0 is non-negative are solved by w = 0.
     zero = grad.min(dim=1).values >= -tol
@@ -146,50 +147,66 @@ def _active_set(Z, C, l1, *, tol, max_iter, init):
     rows, grad = rows[~zero], grad[~zero]
     if init is None:
         size = min(k, _FIRST_WORKING_SET)
-        working, free = _next_working_set(grad, None, None, size, tol)
+        kept = None
     else:
         # Warm start: the previous support stays in the working set and starts free.
         size = min(k, _WORKING_SET)
         previous = init.values[rows] > 0
         kept = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, init.indices[rows], previous)
-        working, free = _next_working_set(grad, kept, kept, size, tol)
+    # Rows are processed in groups sharing a working-set size, so that the few
+    # rows with large supports do not make every row pay for large systems.
+    groups = [(rows, *_next_working_set(grad, kept, kept, size, tol))] if rows.numel() else []
 
     for round_ in range(1, max_iter + 1):
-        if rows.numel() == 0:
+        pending = {}
+        for rows, working, free in groups:
+            n_iter[rows] = round_
+            z = Z[rows]
+            gram, corr = _working_set_gram(C64, working, z.double())
+            weights, free, pivoting_done = _solve_working_sets(
+                gram, corr - l1 / 2, free, tol / 2, ridge
+            )
+            residual = z - torch.nn.functional.embedding_bag(
+                working, C, per_sample_weights=weights.to(Z.dtype), mode="sum"
+            )
+            grad = torch.addmm(l1_scalar, residual, C.T, alpha=-2.0)
+            violation = _kkt_violation(grad, working, weights)
+            done = (violation <= tol) & pivoting_done
+            converged[rows[done]] = True
+            # Rows still running when max_iter ends keep their current feasible weights.
+            finished = done if round_ < max_iter else torch.ones_like(done)
+            results.append((rows[finished], working[finished], weights[finished]))
+            if bool(finished.all()):
+                continue
+            left = ~finished
+            rows, working, weights, free, grad = (
+                t[left] for t in (rows, working, weights, free, grad)
+            )
+            # Keep the support; a row whose pivoting hit its bound keeps everything.
+            keep = free | (weights > 0) | ~pivoting_done[left][:, None]
+            kept = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, working, keep)
+            kept_free = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, working, free & keep)
+            # Working sets hold the kept concepts with room for as many newcomers
+            # again; sizes are powers of two so that rows share groups.
+            needed = _working_set_sizes(keep.sum(dim=1), working.shape[1], k)
+            for new_size in torch.unique(needed).tolist():
+                members = needed == new_size
+                nxt = _next_working_set(
+                    grad[members], kept[members], kept_free[members], new_size, tol
+                )
+                pending.setdefault(new_size, []).append((rows[members], *nxt))
+        groups = [tuple(map(torch.cat, zip(*parts, strict=True))) for parts in pending.values()]
+        if not groups:
             break
-        n_iter[rows] = round_
-        z = Z[rows]
-        gram, corr = _working_set_gram(C64, working, z.double())
-        weights, free, pivoting_done = _block_principal_pivoting(
-            gram, corr - l1 / 2, free, tol / 2, ridge, _PIVOTING_PER_ROUND
-        )
-        residual = z - torch.nn.functional.embedding_bag(
-            working, C, per_sample_weights=weights.to(Z.dtype), mode="sum"
-        )
-        grad = torch.addmm(l1_scalar, residual, C.T, alpha=-2.0)
-        violation = _kkt_violation(grad, working, weights)
-        done = (violation <= tol) & pivoting_done
-        converged[rows[done]] = True
-        # Rows still running when max_iter ends keep their current feasible weights.
-        finished = done if round_ < max_iter else torch.ones_like(done)
-        results.append((rows[finished], working[finished], weights[finished]))
-        rows, working, weights, free, grad, pivoting_done = (
-            t[~finished] for t in (rows, working, weights, free, grad, pivoting_done)
-        )
-        if rows.numel() == 0:
-            break
-        support = weights > 0
-        # Grow the working set when supports come close to filling it.
-        if int(support.sum(dim=1).max()) > 3 * size // 4:
-            size = min(k, 2 * size)
-        # Keep the free set and support; rows whose pivoting did not finish keep everything.
-        keep = free | support | ~pivoting_done[:, None]
-        kept = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, working, keep)
-        kept_free = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, working, free & keep)
-        working, free = _next_working_set(grad, kept, kept_free, size, tol)
 
     indices, values = _assemble(results, n, device)
     return SparseCodes(indices, values.to(Z.dtype), n_iter, converged)
+
+
+def _working_set_sizes(n_kept, size, k):
+    """Per-row working-set size: a power of two at least 1.5 x the kept concepts."""
+    target = torch.clamp(n_kept * 3 // 2, min=size)
+    return torch.clamp(2 ** torch.ceil(torch.log2(target.double())).long(), max=k)
 
 
 def _next_working_set(grad, kept, kept_free, size, tol):
@@ -227,6 +244,16 @@ def _kkt_violation(grad, working, weights):
     grad.scatter_(1, working, torch.inf)  # working-set entries are judged above
     outside = (-grad.min(dim=1).values).clamp_min(0).double()
     return torch.maximum(inside, outside)
+
+
+def _solve_working_sets(gram, target, free, tol, ridge):
+    """Solve each row's working-set problem: pivoting first, Lawson-Hanson where it fails."""
+    weights, free, done = _block_principal_pivoting(gram, target, free, tol, ridge, _MAX_PIVOTING)
+    failed = (~done).nonzero().squeeze(1)
+    if failed.numel():
+        w, f, ok = _lawson_hanson(gram[failed], target[failed], tol, ridge)
+        weights[failed], free[failed], done[failed] = w, f, ok
+    return weights, free, done
 
 
 def _block_principal_pivoting(gram, target, free, tol, ridge, max_iter):
@@ -271,6 +298,48 @@ def _block_principal_pivoting(gram, target, free, tol, ridge, max_iter):
         if active.numel() == 0:
             break
     return weights.clamp_min(0), free, done
+
+
+def _lawson_hanson(gram, target, tol, ridge):
+    """Primal active-set method for min_{w >= 0} w'Qw/2 - target'w, one row per batch entry.
+
+    From w = 0, add the most violating index, solve on the free set, and step
+    back along the segment to the last feasible point when the solution leaves
+    the orthant (dropping the indices that reach zero). The objective decreases
+    monotonically, so unlike pivoting it cannot cycle on singular systems.
+    """
+    rows, size = target.shape
+    device = target.device
+    weights = torch.zeros_like(target)
+    grad = -target  # Q w - target at w = 0
+    free = torch.zeros(rows, size, dtype=torch.bool, device=device)
+    done = torch.zeros(rows, dtype=torch.bool, device=device)
+    optimal_on_free = torch.ones(rows, dtype=torch.bool, device=device)
+    active = torch.arange(rows, device=device)
+    for _ in range(3 * size + 10):
+        # Rows at the optimum of their free set add their most violating index, or stop.
+        adding = active[optimal_on_free[active]]
+        if adding.numel():
+            g = grad[adding].masked_fill(free[adding], torch.inf)
+            best = g.min(dim=1)
+            finished = best.values >= -tol
+            done[adding[finished]] = True
+            free[adding[~finished], best.indices[~finished]] = True
+            active = active[~done[active]]
+        if active.numel() == 0:
+            break
+        solution, solution_grad = _solve_on_free_set(gram, target, free, ridge, active)
+        w, f = weights[active], free[active]
+        blocked = f & (solution <= 0)
+        # Largest step towards the solution that keeps every free weight non-negative.
+        ratio = torch.where(blocked, w / (w - solution).clamp_min(1e-300), torch.inf)
+        step = ratio.min(dim=1).values.clamp(max=1.0)[:, None]
+        weights[active] = torch.where(f, w + step * (solution - w), 0.0).clamp_min(0)
+        grad[active] = grad[active] + step * (solution_grad - grad[active])
+        full = step.squeeze(1) >= 1.0
+        free[active] = f & ((weights[active] > 0) | full[:, None])
+        optimal_on_free[active] = full
+    return weights, free, done
 
 
 def _solve_on_free_set(gram, target, free, ridge, rows):

@@ -1,0 +1,194 @@
+"""The batched non-negative lasso solvers against scikit-learn's Lasso and closed forms."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import nnls
+from sklearn.linear_model import Lasso
+
+from skplice._solvers import nonnegative_lasso
+
+SOLVERS = ["active_set", "fista"]
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def unit_rows(a):
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+def random_dictionary(rng, n_concepts, d):
+    return unit_rows(rng.normal(size=(n_concepts, d)))
+
+
+def correlated_dictionary(rng, n_concepts, d, n_clusters=8):
+    """Concepts clustered around a few directions, correlated like real text embeddings."""
+    centres = rng.normal(size=(n_clusters, d))
+    members = centres[rng.integers(n_clusters, size=n_concepts)]
+    C = unit_rows(members + 0.5 * rng.normal(size=(n_concepts, d)))
+    C = unit_rows(C - C.mean(axis=0))
+    return C
+
+
+def signals(rng, C, n, n_active=5, noise=0.3):
+    """Sparse non-negative mixtures of concepts plus noise, normalised."""
+    W = np.zeros((n, C.shape[0]))
+    for row in W:
+        row[rng.choice(C.shape[0], n_active, replace=False)] = rng.uniform(0.2, 1, n_active)
+    return unit_rows(W @ C + noise * rng.normal(size=(n, C.shape[1])))
+
+
+def objective(W, Z, C, l1):
+    return np.sum((W @ C - Z) ** 2, axis=1) + l1 * W.sum(axis=1)
+
+
+def lasso_oracle(Z, C, l1):
+    d = C.shape[1]
+    lasso = Lasso(
+        alpha=l1 / (2 * d), positive=True, fit_intercept=False, tol=1e-10, max_iter=1_000_000
+    )
+    return np.stack([lasso.fit(C.T, z).coef_.copy() for z in Z])
+
+
+def solve(Z, C, l1, **kwargs):
+    codes = nonnegative_lasso(torch.from_numpy(Z), torch.from_numpy(C), l1, **kwargs)
+    return codes.to_dense(C.shape[0]).numpy(), codes
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("kind", ["random", "correlated"])
+@pytest.mark.parametrize("l1", [0.02, 0.1, 0.3, 1.0])
+def test_matches_sklearn_lasso(solver, kind, l1):
+    rng = np.random.default_rng(0)
+    make = random_dictionary if kind == "random" else correlated_dictionary
+    C = make(rng, 120, 24)
+    Z = signals(rng, C, 12)
+    W, codes = solve(Z, C, l1, solver=solver, tol=1e-9)
+    oracle = lasso_oracle(Z, C, l1)
+    assert codes.converged.all()
+    ours, theirs = objective(W, Z, C, l1), objective(oracle, Z, C, l1)
+    np.testing.assert_array_less(np.abs(ours - theirs) / theirs, 1e-6)
+    # Supports match, ignoring weights the oracle itself leaves at rounding level.
+    significant = oracle > 1e-8
+    np.testing.assert_array_equal(W > 0, significant)
+    assert (W >= 0).all()
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_identity_dictionary_has_closed_form(solver):
+    rng = np.random.default_rng(1)
+    Z = rng.normal(size=(30, 7))
+    for l1 in (0.0, 0.3, 1.5):
+        W, _ = solve(Z, np.eye(7), l1, solver=solver, tol=1e-12)
+        np.testing.assert_allclose(W, np.maximum(Z - l1 / 2, 0), atol=1e-10)
+
+
+def test_l1_zero_is_non_negative_least_squares():
+    rng = np.random.default_rng(2)
+    C = random_dictionary(rng, 10, 30)  # fewer concepts than features: unique solution
+    Z = rng.normal(size=(6, 30))
+    W, codes = solve(Z, C, 0.0, tol=1e-10)
+    assert codes.converged.all()
+    for w, z in zip(W, Z, strict=True):
+        np.testing.assert_allclose(w, nnls(C.T, z)[0], atol=1e-8)
+
+
+def test_large_penalty_and_zero_rows_give_zero_codes():
+    rng = np.random.default_rng(3)
+    C = random_dictionary(rng, 40, 10)
+    Z = signals(rng, C, 5)
+    W, codes = solve(Z, C, 10.0)  # l1 > 2 * max |c.z|: w = 0 is optimal
+    assert not W.any() and codes.converged.all()
+    Z[2] = 0
+    W, _ = solve(Z, C, 0.1)
+    assert not W[2].any() and W[[0, 1, 3, 4]].any(axis=1).all()
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_rows_do_not_depend_on_their_batch(solver):
+    rng = np.random.default_rng(4)
+    C = correlated_dictionary(rng, 300, 32)
+    Z = signals(rng, C, 40, n_active=8)
+    together, _ = solve(Z, C, 0.1, solver=solver)
+    permutation = rng.permutation(40)
+    shuffled, _ = solve(Z[permutation], C, 0.1, solver=solver)
+    one_by_one = np.vstack([solve(Z[i : i + 1], C, 0.1, solver=solver)[0] for i in range(40)])
+    halves = np.vstack([solve(part, C, 0.1, solver=solver)[0] for part in (Z[:17], Z[17:])])
+    np.testing.assert_allclose(shuffled, together[permutation], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(one_by_one, together, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(halves, together, rtol=0, atol=1e-9)
+
+
+def test_float32_inputs_give_float32_codes_with_float64_accuracy():
+    rng = np.random.default_rng(5)
+    C = correlated_dictionary(rng, 500, 48)
+    Z = signals(rng, C, 50, n_active=10)
+    W64, _ = solve(Z, C, 0.2, tol=1e-10)
+    W32, codes = solve(Z.astype(np.float32), C.astype(np.float32), 0.2)
+    assert codes.values.dtype == torch.float32 and codes.converged.all()
+    gap = objective(W32.astype(np.float64), Z, C, 0.2) / objective(W64, Z, C, 0.2) - 1
+    assert np.max(np.abs(gap)) < 1e-6
+    assert np.mean(((W32 > 0) == (W64 > 0)).all(axis=1)) >= 0.98
+
+
+def test_duplicate_concepts_are_handled():
+    rng = np.random.default_rng(6)
+    C = random_dictionary(rng, 30, 12)
+    C = np.vstack([C, C[:5]])  # exact duplicates make the Gram matrix singular
+    Z = signals(rng, C, 10, n_active=4, noise=0.1)
+    W, codes = solve(Z, C, 0.05, tol=1e-8)
+    assert codes.converged.all()
+    gap = objective(W, Z, C, 0.05) / objective(lasso_oracle(Z, C, 0.05), Z, C, 0.05) - 1
+    assert np.max(gap) < 1e-6
+
+
+def test_warm_start_reaches_the_same_solution():
+    rng = np.random.default_rng(7)
+    C = torch.from_numpy(correlated_dictionary(rng, 400, 32))
+    Z = torch.from_numpy(signals(rng, C.numpy(), 30, n_active=8))
+    previous = nonnegative_lasso(Z, C, 0.3, tol=1e-10)
+    warm = nonnegative_lasso(Z, C, 0.15, tol=1e-10, init=previous)
+    cold = nonnegative_lasso(Z, C, 0.15, tol=1e-10)
+    torch.testing.assert_close(warm.to_dense(400), cold.to_dense(400), rtol=0, atol=1e-9)
+    assert warm.n_iter.sum() <= cold.n_iter.sum()
+
+
+def test_max_iter_reports_unconverged_rows_with_feasible_codes():
+    rng = np.random.default_rng(8)
+    C = correlated_dictionary(rng, 600, 32)
+    Z = signals(rng, C, 20, n_active=12)
+    W, codes = solve(Z, C, 0.05, max_iter=1)
+    assert (~codes.converged).any()
+    assert (codes.n_iter <= 1).all() and (W >= 0).all()
+    W_full, full = solve(Z, C, 0.05)
+    assert full.converged.all()
+    assert (objective(W_full, Z, C, 0.05) <= objective(W, Z, C, 0.05) + 1e-12).all()
+
+
+def test_empty_batch_and_bad_arguments():
+    C = torch.eye(3, dtype=torch.float64)
+    codes = nonnegative_lasso(torch.zeros(0, 3, dtype=torch.float64), C, 0.1)
+    assert codes.to_dense(3).shape == (0, 3)
+    with pytest.raises(ValueError, match="n_features"):
+        nonnegative_lasso(torch.zeros(2, 4, dtype=torch.float64), C, 0.1)
+    with pytest.raises(ValueError, match="dtype"):
+        nonnegative_lasso(torch.ones(2, 3), C, 0.1)
+    with pytest.raises(ValueError, match="solver"):
+        nonnegative_lasso(torch.ones(2, 3, dtype=torch.float64), C, 0.1, solver="admm")
+
+
+@cuda
+@pytest.mark.gpu
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_matches_cpu(solver, dtype):
+    rng = np.random.default_rng(9)
+    C = torch.from_numpy(correlated_dictionary(rng, 800, 64)).to(dtype)
+    Z = torch.from_numpy(signals(rng, C.double().numpy(), 64, n_active=10)).to(dtype)
+    cpu = nonnegative_lasso(Z, C, 0.2, solver=solver)
+    gpu = nonnegative_lasso(Z.cuda(), C.cuda(), 0.2, solver=solver)
+    assert gpu.converged.all()
+    Wc = cpu.to_dense(800).double().numpy()
+    Wg = gpu.to_dense(800).cpu().double().numpy()
+    Zn, Cn = Z.double().numpy(), C.double().numpy()
+    gap = objective(Wg, Zn, Cn, 0.2) / objective(Wc, Zn, Cn, 0.2) - 1
+    assert np.max(np.abs(gap)) < 1e-6
