@@ -39,7 +39,7 @@ _FIRST_WORKING_SET = 32
 _WORKING_SET = 64
 # Block principal pivoting exchanges before a row falls back to the slower but
 # monotone Lawson-Hanson method (pivoting can cycle on singular working sets).
-_MAX_PIVOTING = 50
+_MAX_PIVOTING = 30
 # Free-set sizes are rounded up to a multiple of this to batch Cholesky solves.
 _SOLVE_BUCKET = 8
 
@@ -145,12 +145,15 @@ def _active_set(Z, C, l1, *, tol, max_iter, init):
     zero = grad.min(dim=1).values >= -tol
     converged[zero] = True
     rows, grad = rows[~zero], grad[~zero]
+    # Beyond n_features concepts a working set's Gram matrix is singular: an optimal
+    # support never needs more (in general position), and pivoting would stall.
+    limit = min(k, max(Z.shape[1], _FIRST_WORKING_SET))
     if init is None:
-        size = min(k, _FIRST_WORKING_SET)
+        size = min(limit, _FIRST_WORKING_SET)
         kept = None
     else:
         # Warm start: the previous support stays in the working set and starts free.
-        size = min(k, _WORKING_SET)
+        size = min(limit, _WORKING_SET)
         previous = init.values[rows] > 0
         kept = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, init.indices[rows], previous)
     # Rows are processed in groups sharing a working-set size, so that the few
@@ -164,7 +167,7 @@ def _active_set(Z, C, l1, *, tol, max_iter, init):
             z = Z[rows]
             gram, corr = _working_set_gram(C64, working, z.double())
             weights, free, pivoting_done = _solve_working_sets(
-                gram, corr - l1 / 2, free, tol / 2, ridge
+                gram, corr - l1 / 2, free, tol / 2, ridge, max_free=Z.shape[1]
             )
             residual = z - torch.nn.functional.embedding_bag(
                 working, C, per_sample_weights=weights.to(Z.dtype), mode="sum"
@@ -188,7 +191,7 @@ def _active_set(Z, C, l1, *, tol, max_iter, init):
             kept_free = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, working, free & keep)
             # Working sets hold the kept concepts with room for as many newcomers
             # again; sizes are powers of two so that rows share groups.
-            needed = _working_set_sizes(keep.sum(dim=1), working.shape[1], k)
+            needed = _working_set_sizes(keep.sum(dim=1), working.shape[1], limit)
             for new_size in torch.unique(needed).tolist():
                 members = needed == new_size
                 nxt = _next_working_set(
@@ -203,10 +206,10 @@ def _active_set(Z, C, l1, *, tol, max_iter, init):
     return SparseCodes(indices, values.to(Z.dtype), n_iter, converged)
 
 
-def _working_set_sizes(n_kept, size, k):
+def _working_set_sizes(n_kept, size, limit):
     """Per-row working-set size: a power of two at least 1.5 x the kept concepts."""
     target = torch.clamp(n_kept * 3 // 2, min=size)
-    return torch.clamp(2 ** torch.ceil(torch.log2(target.double())).long(), max=k)
+    return torch.clamp(2 ** torch.ceil(torch.log2(target.double())).long(), max=limit)
 
 
 def _next_working_set(grad, kept, kept_free, size, tol):
@@ -246,9 +249,11 @@ def _kkt_violation(grad, working, weights):
     return torch.maximum(inside, outside)
 
 
-def _solve_working_sets(gram, target, free, tol, ridge):
+def _solve_working_sets(gram, target, free, tol, ridge, max_free):
     """Solve each row's working-set problem: pivoting first, Lawson-Hanson where it fails."""
-    weights, free, done = _block_principal_pivoting(gram, target, free, tol, ridge, _MAX_PIVOTING)
+    weights, free, done = _block_principal_pivoting(
+        gram, target, free, tol, ridge, _MAX_PIVOTING, max_free
+    )
     failed = (~done).nonzero().squeeze(1)
     if failed.numel():
         w, f, ok = _lawson_hanson(gram[failed], target[failed], tol, ridge)
@@ -256,12 +261,13 @@ def _solve_working_sets(gram, target, free, tol, ridge):
     return weights, free, done
 
 
-def _block_principal_pivoting(gram, target, free, tol, ridge, max_iter):
+def _block_principal_pivoting(gram, target, free, tol, ridge, max_iter, max_free):
     """Solve min_{w >= 0} w'Qw/2 - target'w for each row, from a starting free set.
 
     Block principal pivoting (Judice & Pires; Kim & Park, 2011): solve on the
     free set, exchange every infeasible index while their number drops, and fall
-    back to exchanging the last one (Murty's rule, which terminates) otherwise.
+    back to exchanging the last one (Murty's rule, which terminates) otherwise, or
+    when a full exchange would free more than ``max_free`` indices (the rank bound).
 
     Returns the weights (zeros off the free set), the free sets, and which rows
     reached a sign-feasible point within ``max_iter`` exchanges (the caller
@@ -285,7 +291,9 @@ def _block_principal_pivoting(gram, target, free, tol, ridge, max_iter):
         improved = count < fewest[active]
         fewest[active] = torch.where(improved, count, fewest[active])
         chances = torch.where(improved, 3, backup[active])
-        exchange_all = improved | (chances >= 1)
+        # More free concepts than features would make the free-set system singular.
+        too_many = (f ^ infeasible).sum(dim=1) > max_free
+        exchange_all = (improved | (chances >= 1)) & ~too_many
         backup[active] = torch.where(~improved & (chances >= 1), chances - 1, chances)
         last = torch.where(infeasible, positions, -1).argmax(dim=1)
         exchange = torch.where(

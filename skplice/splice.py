@@ -2,6 +2,7 @@
 
 import os
 import warnings
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -191,10 +192,10 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         self : SpLiCETransformer
             The fitted transformer.
         """
-        X = self._validate_embeddings(X, reset=True)
-        # Compute everything first, so that a failure leaves the estimator unchanged.
-        components, names = self._build_dictionary(X.shape[1])
-        mean = _unit_rows(X).mean(axis=0, dtype=np.float64)
+        with _unchanged_on_error(self):
+            X = self._validate_embeddings(X, reset=True)
+            components, names = self._build_dictionary(X.shape[1])
+            mean = _unit_rows(X).mean(axis=0, dtype=np.float64)
         self.components_, self.concept_names_ = components, names
         self.image_mean_, self.n_samples_seen_ = mean, X.shape[0]
         return self
@@ -219,10 +220,12 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
             The updated transformer.
         """
         first_call = not hasattr(self, "image_mean_")
-        X = self._validate_embeddings(X, reset=first_call)
-        batch_sum = _unit_rows(X).sum(axis=0, dtype=np.float64)
+        with _unchanged_on_error(self):
+            X = self._validate_embeddings(X, reset=first_call)
+            batch_sum = _unit_rows(X).sum(axis=0, dtype=np.float64)
+            if first_call:
+                components, names = self._build_dictionary(X.shape[1])
         if first_call:
-            components, names = self._build_dictionary(X.shape[1])
             self.components_, self.concept_names_ = components, names
             self.image_mean_, self.n_samples_seen_ = batch_sum / X.shape[0], X.shape[0]
             return self
@@ -244,7 +247,11 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
                 "n_features)> and their names as vocabulary=<list of str>."
             )
         raw = check_array(
-            self.dictionary, dtype=[np.float64, np.float32], copy=True, input_name="dictionary"
+            self.dictionary,
+            dtype=[np.float64, np.float32],
+            copy=True,
+            ensure_min_samples=0,
+            input_name="dictionary",
         )
         if raw.shape[0] == 0:
             raise ValueError("The dictionary is empty: it needs at least one concept row.")
@@ -434,6 +441,22 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
                 f"matrix, which {container} output cannot hold. Set sparse_output=False "
                 "for a dense result, or use set_output(transform='default')."
             )
+
+
+@contextmanager
+def _unchanged_on_error(estimator):
+    """Restore the estimator's attributes if the block raises.
+
+    Validation records ``n_features_in_`` and ``feature_names_in_`` before later
+    checks can fail; a failed fit or partial_fit must leave no trace.
+    """
+    before = dict(vars(estimator))
+    try:
+        yield
+    except BaseException:
+        vars(estimator).clear()
+        vars(estimator).update(before)
+        raise
 
 
 def _unit_rows(X, *, allow_zero=False):
