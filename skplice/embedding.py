@@ -174,7 +174,8 @@ class CLIPEmbedder(_BaseEmbedder):
         trained with QuickGELU (e.g. ``"openai"``) get that activation whatever the
         architecture's config says (open_clip itself only warns). Random weights are
         deterministic: the same ``model`` gives bit-identical weights in every process,
-        so pickled embedders and distributed workers reproduce embeddings exactly.
+        so pickled embedders and distributed workers reproduce embeddings exactly (on the
+        same hardware and library versions).
     device : str or None, default=None
         Torch device, e.g. ``"cpu"`` or ``"cuda:0"``. None means CUDA if available,
         else the CPU; it is resolved at call time.
