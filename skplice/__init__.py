@@ -1,7 +1,8 @@
 """skplice: sparse, non-negative concept decompositions of CLIP embeddings (SpLiCE)."""
 
+from skplice.embedding import CLIPEmbedder, TextEmbedder
 from skplice.splice import SpLiCETransformer
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["SpLiCETransformer", "__version__"]
+__all__ = ["CLIPEmbedder", "SpLiCETransformer", "TextEmbedder", "__version__"]

@@ -1,0 +1,46 @@
+"""Exceptions and warnings raised by skplice."""
+
+
+class ImageLoadError(OSError, ValueError):
+    """An input image could not be read, decoded or converted to RGB.
+
+    It is both an :class:`OSError` (the file was missing, truncated or not an image)
+    and a :class:`ValueError` (the input was not a usable image), so either ``except``
+    catches it. The original exception is chained as ``__cause__``.
+
+    Attributes
+    ----------
+    index : int
+        Position of the item in the input sequence.
+    source : str
+        The file path, or a short description of an in-memory item (PIL image,
+        array or bytes).
+    reason : str
+        Why the item could not be used.
+    """
+
+    def __init__(self, index, source, reason):
+        super().__init__(f"Could not load image {index} ({source}): {reason}")
+        self.index = index
+        self.source = source
+        self.reason = reason
+
+    def __reduce__(self):
+        return (type(self), (self.index, self.source, self.reason))
+
+
+class SkippedImagesWarning(UserWarning):
+    """Some images were skipped because they could not be loaded (``on_error="skip"``).
+
+    Attributes
+    ----------
+    skipped : list of tuple (int, str, str)
+        ``(index, source, reason)`` for every skipped item, in input order.
+    kept : ndarray of int
+        Positions (in the input sequence) of the rows that were embedded, in order.
+    """
+
+    def __init__(self, message, skipped=(), kept=()):
+        super().__init__(message)
+        self.skipped = list(skipped)
+        self.kept = kept
