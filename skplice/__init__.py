@@ -2,7 +2,8 @@
 
 from skplice.embedding import CLIPEmbedder, TextEmbedder
 from skplice.splice import SpLiCETransformer
+from skplice.vocabulary import load_vocabulary
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["CLIPEmbedder", "SpLiCETransformer", "TextEmbedder", "__version__"]
+__all__ = ["CLIPEmbedder", "SpLiCETransformer", "TextEmbedder", "__version__", "load_vocabulary"]
