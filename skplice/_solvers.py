@@ -341,11 +341,17 @@ def _lawson_hanson(gram, target, tol, ridge):
         blocked = f & (solution <= 0)
         # Largest step towards the solution that keeps every free weight non-negative.
         ratio = torch.where(blocked, w / (w - solution).clamp_min(1e-300), torch.inf)
-        step = ratio.min(dim=1).values.clamp(max=1.0)[:, None]
-        weights[active] = torch.where(f, w + step * (solution - w), 0.0).clamp_min(0)
+        step, blocking = ratio.min(dim=1)
+        full = step >= 1.0
+        step = step.clamp(max=1.0)[:, None]
+        w = torch.where(f, w + step * (solution - w), 0.0).clamp_min(0)
+        # The blocking weight is zero by construction; rounding would leave it tiny
+        # but positive and stuck in the free set, so it is set to zero explicitly.
+        partial = (~full).nonzero().squeeze(1)
+        w[partial, blocking[partial]] = 0.0
+        weights[active] = w
         grad[active] = grad[active] + step * (solution_grad - grad[active])
-        full = step.squeeze(1) >= 1.0
-        free[active] = f & ((weights[active] > 0) | full[:, None])
+        free[active] = f & ((w > 0) | full[:, None])
         optimal_on_free[active] = full
     return weights, free, done
 

@@ -308,35 +308,90 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         self._check_output_container()
         X = self._validate_embeddings(X, reset=False)
+        (W,) = self._decompose(X, [self.l1])
+        return W if self.sparse_output else W.toarray()
+
+    def regularization_path(self, X, l1_values):
+        """Concept weights of ``X`` for several sparsity penalties, solved together.
+
+        Each penalty's solution warm-starts the next (in decreasing order of
+        ``l1``, where supports grow), which is faster than one :meth:`transform`
+        per value; the results are the same to the solver's tolerance. Use it to
+        choose ``l1`` by the number of concepts or the reconstruction quality.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Embeddings.
+        l1_values : sequence of float
+            Non-negative penalties, in any order.
+
+        Returns
+        -------
+        weights : list of scipy.sparse.csr_matrix or ndarray
+            One (n_samples, n_concepts) matrix per value of ``l1_values``, in the
+            order given; dense when ``sparse_output=False``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skplice import SpLiCETransformer
+        >>> rng = np.random.default_rng(0)
+        >>> splice = SpLiCETransformer(dictionary=rng.normal(size=(50, 16)))
+        >>> X = rng.normal(size=(8, 16))
+        >>> path = splice.fit(X).regularization_path(X, [0.1, 0.3, 1.0])
+        >>> [W.nnz for W in path]  # fewer concepts as l1 grows
+        [109, 67, 8]
+        """
+        check_is_fitted(self)
+        X = self._validate_embeddings(X, reset=False)
+        values = [float(v) for v in np.ravel(l1_values)]
+        if not values or min(values) < 0 or not np.all(np.isfinite(values)):
+            raise ValueError(
+                f"l1_values must be a non-empty sequence of finite values >= 0; got {l1_values!r}."
+            )
+        order = np.argsort(values)[::-1]
+        solved = self._decompose(X, [values[i] for i in order])
+        path = [None] * len(values)
+        for rank, i in enumerate(order):
+            path[i] = solved[rank] if self.sparse_output else solved[rank].toarray()
+        return path
+
+    def _decompose(self, X, l1_values):
+        """Solve validated ``X`` for each penalty in turn, warm-starting along the list.
+
+        Returns one CSR matrix per penalty.
+        """
         device = resolve_device(self.device)
         solver = "active_set" if self.solver == "auto" else self.solver
         dtype = torch.float32 if X.dtype == np.float32 else torch.float64
         C = torch.as_tensor(self.components_).to(device=device, dtype=dtype)
         mean = torch.as_tensor(self.image_mean_).to(device=device, dtype=dtype)
-        blocks, not_converged = [], 0
+        blocks = [[] for _ in l1_values]
+        not_converged = np.zeros(len(l1_values), dtype=int)
         starts = range(0, X.shape[0], self.batch_size)
         for start in tqdm(starts, desc="SpLiCE", unit="batch", disable=not self.verbose):
             # A copy per batch: inputs may be read-only memmaps, which torch cannot wrap.
             batch = torch.tensor(X[start : start + self.batch_size], device=device)
             z = self._centred(batch, mean)
-            codes = nonnegative_lasso(
-                z, C, self.l1, solver=solver, tol=self.tol, max_iter=self.max_iter
-            )
-            not_converged += int((~codes.converged).sum())
-            blocks.append(_codes_to_csr(codes, C.shape[0], X.dtype))
-        if not_converged:
-            warnings.warn(
-                f"{not_converged} of {X.shape[0]} samples did not reach tol={self.tol} "
-                f"within max_iter={self.max_iter or 'default'}; their weights are "
-                "feasible but not optimal. Increase max_iter or tol.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        if not blocks:
-            W = sp.csr_matrix((0, C.shape[0]), dtype=X.dtype)
-        else:
-            W = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
-        return W if self.sparse_output else W.toarray()
+            codes = None
+            for i, l1 in enumerate(l1_values):
+                codes = nonnegative_lasso(
+                    z, C, l1, solver=solver, tol=self.tol, max_iter=self.max_iter, init=codes
+                )
+                not_converged[i] += int((~codes.converged).sum())
+                blocks[i].append(_codes_to_csr(codes, C.shape[0], X.dtype))
+        for l1, count in zip(l1_values, not_converged, strict=True):
+            if count:
+                warnings.warn(
+                    f"{count} of {X.shape[0]} samples did not reach tol={self.tol} "
+                    f"within max_iter={self.max_iter or 'default'} at l1={l1}; their "
+                    "weights are feasible but not optimal. Increase max_iter or tol.",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
+        empty = sp.csr_matrix((0, C.shape[0]), dtype=X.dtype)
+        return [sp.vstack(b, format="csr") if b else empty for b in blocks]
 
     def _centred(self, batch, mean):
         z = torch.nn.functional.normalize(batch, dim=1)

@@ -277,3 +277,19 @@ def test_unfitted_and_inverse_width_errors(concepts, embeddings):
     splice = make(concepts).fit(embeddings)
     with pytest.raises(ValueError, match="80 concepts"):
         splice.inverse_transform(np.ones((2, 5)))
+
+
+def test_regularization_path_matches_separate_transforms(concepts, embeddings):
+    splice = make(concepts, tol=1e-9).fit(embeddings)
+    values = [0.3, 0.02, 1.0, 0.1]
+    path = splice.regularization_path(embeddings, values)
+    for l1, W in zip(values, path, strict=True):
+        alone = clone(splice).set_params(l1=l1).fit(embeddings).transform(embeddings)
+        np.testing.assert_allclose(W.toarray(), alone.toarray(), atol=1e-7)
+    counts = {l1: W.nnz for l1, W in zip(values, path, strict=True)}
+    assert counts[0.02] > counts[0.1] > counts[0.3] > counts[1.0]
+    dense = clone(splice).set_params(sparse_output=False).fit(embeddings)
+    assert isinstance(dense.regularization_path(embeddings, [0.2])[0], np.ndarray)
+    for bad in ([], [-0.1], [np.nan]):
+        with pytest.raises(ValueError, match="l1_values"):
+            splice.regularization_path(embeddings, bad)
