@@ -84,7 +84,15 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         CUDA when available, else the CPU. Resolved at each call, never stored.
     sparse_output : bool, default=True
         Return a ``scipy.sparse.csr_matrix``; False returns a dense ndarray,
-        which also works with ``set_output(transform="pandas")``.
+        which also works with ``set_output(transform="pandas")``. The sparse
+        matrix carries its column names in a ``concept_names`` attribute, which
+        a following :class:`ConceptEditor` reads (scipy operations that build a
+        new matrix do not keep it).
+    output : {"weights", "reconstruction"}, default="weights"
+        What :meth:`transform` returns: the concept weights, or the embeddings'
+        SpLiCE reconstructions (``inverse_transform`` of the weights: unit-norm,
+        same width as the input). Reconstructions replace dense CLIP embeddings
+        for any model that expects them, e.g. a zero-shot classifier.
     verbose : bool, default=False
         Show a progress bar over batches.
 
@@ -140,6 +148,7 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, None],
         "sparse_output": ["boolean"],
+        "output": [StrOptions({"weights", "reconstruction"})],
         "verbose": ["verbose"],
     }
 
@@ -158,6 +167,7 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         batch_size=1024,
         device=None,
         sparse_output=True,
+        output="weights",
         verbose=False,
     ):
         self.l1 = l1
@@ -172,6 +182,7 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.device = device
         self.sparse_output = sparse_output
+        self.output = output
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fitting
@@ -304,11 +315,15 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         W : scipy.sparse.csr_matrix or ndarray of shape (n_samples, n_concepts)
             Non-negative concept weights, in ``X``'s float precision (float32
             inputs give float32 weights). Dense when ``sparse_output=False``.
+            With ``output="reconstruction"``: the reconstructed embeddings, an
+            ndarray of shape (n_samples, n_features).
         """
         check_is_fitted(self)
         self._check_output_container()
         X = self._validate_embeddings(X, reset=False)
         (W,) = self._decompose(X, [self.l1])
+        if self.output == "reconstruction":
+            return self.inverse_transform(W)
         return W if self.sparse_output else W.toarray()
 
     def regularization_path(self, X, l1_values):
@@ -391,7 +406,10 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
                     stacklevel=3,
                 )
         empty = sp.csr_matrix((0, C.shape[0]), dtype=X.dtype)
-        return [sp.vstack(b, format="csr") if b else empty for b in blocks]
+        results = [sp.vstack(b, format="csr") if b else empty.copy() for b in blocks]
+        for W in results:
+            W.concept_names = self.concept_names_
+        return results
 
     def _centred(self, batch, mean):
         z = torch.nn.functional.normalize(batch, dim=1)
@@ -460,10 +478,13 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         Returns
         -------
         feature_names_out : ndarray of str objects
-            The concept names (``concept_names_``).
+            The concept names (``concept_names_``); with
+            ``output="reconstruction"``, the input feature names.
         """
         check_is_fitted(self)
-        _check_feature_names_in(self, input_features)
+        input_names = _check_feature_names_in(self, input_features)
+        if self.output == "reconstruction":
+            return input_names
         return self.concept_names_.copy()
 
     def __sklearn_tags__(self):
@@ -486,7 +507,7 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
 
     def _check_output_container(self):
         """Refuse pandas/polars output for sparse results before doing any work."""
-        if not self.sparse_output:
+        if not self.sparse_output or self.output == "reconstruction":
             return
         configured = getattr(self, "_sklearn_output_config", {}).get("transform")
         container = configured or get_config()["transform_output"]

@@ -11,6 +11,7 @@ from skplice import SpLiCETransformer
 ESTIMATORS = [
     SpLiCETransformer(dictionary="identity"),
     SpLiCETransformer(dictionary="identity", sparse_output=False),
+    SpLiCETransformer(dictionary="identity", output="reconstruction"),
 ]
 
 # Every entry is a deliberate behaviour that a generic check does not expect.
@@ -69,5 +70,8 @@ def test_checks_not_run_by_check_estimator(estimator, check):
 @pytest.mark.parametrize("check", DENSE_OUTPUT_CHECKS, ids=ids)
 def test_dataframe_output_checks_with_dense_output(check):
     # Sparse output refuses DataFrame containers with a clear error (test_splice.py).
-    estimator = SpLiCETransformer(dictionary="identity", sparse_output=False)
-    check(type(estimator).__name__, estimator)
+    for estimator in (
+        SpLiCETransformer(dictionary="identity", sparse_output=False),
+        SpLiCETransformer(dictionary="identity", output="reconstruction"),
+    ):
+        check(type(estimator).__name__, estimator)

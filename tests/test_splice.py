@@ -293,3 +293,25 @@ def test_regularization_path_matches_separate_transforms(concepts, embeddings):
     for bad in ([], [-0.1], [np.nan]):
         with pytest.raises(ValueError, match="l1_values"):
             splice.regularization_path(embeddings, bad)
+
+
+def test_sparse_output_carries_concept_names_through_pickling(concepts, embeddings):
+    splice = make(concepts).fit(embeddings)
+    W = splice.transform(embeddings)
+    assert list(W.concept_names) == concepts[1]
+    assert list(pickle.loads(pickle.dumps(W)).concept_names) == concepts[1]
+    assert all(
+        list(P.concept_names) == concepts[1]
+        for P in splice.regularization_path(embeddings, [0.1, 0.5])
+    )
+
+
+def test_reconstruction_output_replaces_embeddings(concepts, embeddings):
+    weights = make(concepts).fit(embeddings)
+    recon = clone(weights).set_params(output="reconstruction").fit(embeddings)
+    expected = weights.inverse_transform(weights.transform(embeddings))
+    np.testing.assert_allclose(recon.transform(embeddings), expected)
+    frame = pd.DataFrame(embeddings, columns=[f"dim{i}" for i in range(16)])
+    out = recon.set_output(transform="pandas").fit_transform(frame)
+    assert list(out.columns) == list(frame.columns)
+    np.testing.assert_allclose(np.linalg.norm(out.to_numpy(), axis=1), 1.0)
