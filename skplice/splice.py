@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from skplice._device import resolve_device
 from skplice._solvers import nonnegative_lasso
+from skplice.dictionary import build_dictionary
 
 
 class SpLiCETransformer(TransformerMixin, BaseEstimator):
@@ -50,7 +51,8 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         array ``dictionary``: a sequence of its concept names (one per row);
         any other value gives generated names ``concept_0``, ``concept_1``, ...
     vocabulary_size : int or None, default=10000
-        Number of concepts taken from a named vocabulary (the most frequent).
+        Number of concepts taken from a named vocabulary (the most frequent);
+        files and lists are used whole.
     dictionary : array-like of shape (n_concepts, n_features), "identity" or None, \
             default=None
         Raw concept embeddings. None encodes ``vocabulary`` with ``encoder``.
@@ -59,7 +61,13 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         for tests and for inputs that are already concept scores.
     encoder : object with an ``encode_text(list[str])`` method, default=None
         Text encoder used to embed ``vocabulary`` when ``dictionary`` is None.
-        None uses ``CLIPEmbedder()`` with its defaults.
+        None uses ``CLIPEmbedder()`` with its defaults (on ``device``), which
+        shares its model with a ``CLIPEmbedder()`` earlier in the pipeline. The
+        encoded dictionary is cached on disk (see
+        :func:`skplice.dictionary.encode_concepts`), so a second fit is instant.
+    template : str or None, default=None
+        Prompt template with one ``{}`` used to encode each concept, e.g.
+        ``"a photo of {}"``; None encodes bare concepts, as the paper does.
     center : bool, default=True
         Centre both the inputs (by ``image_mean_``) and the concept embeddings
         (by their mean), as in the paper. Without centring the sparse codes of
@@ -141,6 +149,7 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         "vocabulary_size": [Interval(Integral, 1, None, closed="left"), None],
         "dictionary": ["array-like", StrOptions({"identity"}), None],
         "encoder": [HasMethods(["encode_text"]), None],
+        "template": [str, None],
         "center": ["boolean"],
         "solver": [StrOptions({"auto", "active_set", "fista"})],
         "max_iter": [Interval(Integral, 1, None, closed="left"), None],
@@ -160,6 +169,7 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         vocabulary_size=10000,
         dictionary=None,
         encoder=None,
+        template=None,
         center=True,
         solver="auto",
         max_iter=None,
@@ -175,6 +185,7 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         self.vocabulary_size = vocabulary_size
         self.dictionary = dictionary
         self.encoder = encoder
+        self.template = template
         self.center = center
         self.solver = solver
         self.max_iter = max_iter
@@ -251,12 +262,21 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
             names = _check_feature_names_in(self, None)
             return np.eye(n_features), np.asarray(names, dtype=object)
         if self.dictionary is None:
-            raise ValueError(
-                "SpLiCETransformer(dictionary=None) encodes the vocabulary with a CLIP "
-                "text encoder, which this version of skplice cannot do yet. Pass the "
-                "concept embeddings as dictionary=<array of shape (n_concepts, "
-                "n_features)> and their names as vocabulary=<list of str>."
+            names, raw = build_dictionary(
+                self.vocabulary,
+                size=self.vocabulary_size,
+                encoder=self.encoder,
+                template=self.template,
+                device=self.device,
             )
+            names = self._concept_names(len(names), names)
+            if raw.shape[1] != n_features:
+                raise ValueError(
+                    f"X has {n_features} features but the encoder's text embeddings have "
+                    f"{raw.shape[1]}: embed the images and the vocabulary with the same "
+                    "model (e.g. the same CLIPEmbedder settings)."
+                )
+            return _process_concepts(raw, names, center=self.center), names
         raw = check_array(
             self.dictionary,
             dtype=[np.float64, np.float32],
@@ -274,8 +294,8 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         names = self._concept_names(raw.shape[0])
         return _process_concepts(raw, names, center=self.center), names
 
-    def _concept_names(self, n_concepts):
-        vocabulary = self.vocabulary
+    def _concept_names(self, n_concepts, vocabulary=None):
+        vocabulary = self.vocabulary if vocabulary is None else vocabulary
         if isinstance(vocabulary, (str, os.PathLike)):
             return np.asarray([f"concept_{i}" for i in range(n_concepts)], dtype=object)
         names = np.asarray(list(vocabulary), dtype=object)

@@ -3,7 +3,6 @@
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.request
 import warnings
 from collections import Counter
@@ -12,6 +11,7 @@ from numbers import Integral
 from pathlib import Path
 from typing import NamedTuple
 
+from ._files import write_atomic
 from ._home import get_data_home
 
 __all__ = ["VocabularyDownloadError", "load_vocabulary"]
@@ -40,6 +40,10 @@ _NAMED = {
         _Named("mscoco", "ddd84fc591b2e49c1513cc3dcc199153df276a44686712e21a6efb7711e2d43b"),
     )
 }
+
+
+#: Names of the vocabularies that :func:`load_vocabulary` downloads.
+NAMED_VOCABULARIES = tuple(_NAMED)
 
 
 class VocabularyDownloadError(OSError):
@@ -79,7 +83,9 @@ def load_vocabulary(vocabulary="laion", size=None, *, clean=False, data_home=Non
         ``size`` larger than the number of entries available raises ValueError.
     clean : bool, default=False
         Drop entries that make poor concepts: scikit-learn's English stop words
-        (an entry whose every word is one, any case), entries without a letter
+        (an entry whose every word is one, any case; the few of them that name
+        visible things, such as "fire", "top", "front" or "empty", are kept),
+        entries without a letter
         (punctuation, symbols or digits only, such as ``"-"``, ``"2019"`` or
         ``"1/2"``; entries mixing letters and digits such as ``"3d"`` or ``"mp3"``
         name things and are kept) and single characters. Duplicates are then
@@ -176,14 +182,22 @@ def _check_unique(entries):
         )
 
 
+# scikit-learn's stop words were chosen for text classification; these entries of that
+# list name things one can see, and are kept as concepts.
+_VISUAL_STOP_WORDS = frozenset(
+    "back bill bottom cry detail empty fire front full mill side system thick thin top".split()
+)
+
+
 def _is_good_concept(entry):
     # Imported here: scikit-learn's text module is slow to import and only cleaning needs it.
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+    stop_words = ENGLISH_STOP_WORDS - _VISUAL_STOP_WORDS
     return (
         len(entry) > 1
         and any(char.isalpha() for char in entry)
-        and not all(word in ENGLISH_STOP_WORDS for word in entry.lower().split())
+        and not all(word in stop_words for word in entry.lower().split())
     )
 
 
@@ -274,21 +288,5 @@ def _download(spec, target):
     digest = hashlib.sha256(data).hexdigest()
     if digest != spec.sha256:
         raise failure(f"the {len(data)} bytes received have sha256 {digest}")
-    _write_atomic(target, data)
+    write_atomic(target, data)
     return data
-
-
-def _write_atomic(target, data):
-    # A unique temp file in the same folder, then os.replace: readers and concurrent
-    # writers only ever see a missing file or a complete, verified one.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shared cache should be readable
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise

@@ -266,11 +266,6 @@ def test_degenerate_dictionaries_are_refused(embeddings):
     assert one.transform(embeddings).shape == (60, 1)
 
 
-def test_dictionary_none_explains_what_to_pass(embeddings):
-    with pytest.raises(ValueError, match="dictionary="):
-        SpLiCETransformer().fit(embeddings)
-
-
 def test_unfitted_and_inverse_width_errors(concepts, embeddings):
     with pytest.raises(NotFittedError):
         make(concepts).transform(embeddings)

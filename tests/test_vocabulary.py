@@ -13,7 +13,7 @@ import pytest
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from skplice import load_vocabulary
-from skplice.vocabulary import _NAMED, URL_ENV_VAR, VocabularyDownloadError
+from skplice.vocabulary import _NAMED, _VISUAL_STOP_WORDS, URL_ENV_VAR, VocabularyDownloadError
 
 NAMES = ("laion", "laion_bigrams", "mscoco")
 
@@ -273,7 +273,8 @@ def test_clean_laion_top_10k(vocab_home, vocab_source_dir):
     for concept in vocab:
         assert len(concept) > 1
         assert any(char.isalpha() for char in concept)
-        assert concept not in ENGLISH_STOP_WORDS
+        assert concept not in ENGLISH_STOP_WORDS - _VISUAL_STOP_WORDS
+    assert {"fire", "top", "front", "empty"} <= set(vocab)  # visible things stay
     # `size` counts clean concepts: the 10,000 most frequent ones, in file order.
     assert vocab == load_vocabulary("laion", clean=True)[-10_000:]
     raw = raw_lines(vocab_source_dir, "laion")
@@ -283,7 +284,8 @@ def test_clean_laion_top_10k(vocab_home, vocab_source_dir):
 
 def test_clean_drops_all_stop_word_bigrams_only(vocab_home):
     vocab = load_vocabulary("laion_bigrams", clean=True)
-    assert "other side" not in vocab  # both words are stop words
+    assert "much i" not in vocab and "part i" not in vocab  # only stop words
+    assert "other side" in vocab and "top ten" in vocab  # "side", "top" name things
     assert "side table" in vocab
 
 
@@ -418,3 +420,8 @@ def test_size_larger_than_available():
 def test_size_larger_than_named_list(vocab_home):
     with pytest.raises(ValueError, match="12832 concepts available"):
         load_vocabulary("mscoco", size=12_833)
+
+
+def test_clean_keeps_stop_words_that_name_visible_things():
+    words = ["fire", "the", "top", "one", "other side", "front", "empty", "of", "much i"]
+    assert load_vocabulary(words, clean=True) == ["fire", "top", "other side", "front", "empty"]
