@@ -4,14 +4,17 @@ import pytest
 from sklearn.utils import estimator_checks as checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skplice import SpLiCETransformer
+from skplice import ConceptEditor, SpLiCETransformer
 
 # The generic checks feed 1-10 features, so the transformers are configured with a
 # dictionary that adapts to the input width (each feature is its own concept).
+# They also feed plain arrays, which carry no concept names: ConceptEditor is checked
+# with no edits, the one configuration that needs no names (it is then the identity).
 ESTIMATORS = [
     SpLiCETransformer(dictionary="identity"),
     SpLiCETransformer(dictionary="identity", sparse_output=False),
     SpLiCETransformer(dictionary="identity", output="reconstruction"),
+    ConceptEditor(),
 ]
 
 # Every entry is a deliberate behaviour that a generic check does not expect.
@@ -73,5 +76,6 @@ def test_dataframe_output_checks_with_dense_output(check):
     for estimator in (
         SpLiCETransformer(dictionary="identity", sparse_output=False),
         SpLiCETransformer(dictionary="identity", output="reconstruction"),
+        ConceptEditor(),
     ):
         check(type(estimator).__name__, estimator)
