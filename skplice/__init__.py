@@ -2,6 +2,13 @@
 
 from skplice.editing import ConceptEditor, edit_embeddings
 from skplice.embedding import CLIPEmbedder, TextEmbedder
+from skplice.inspection import (
+    class_concept_summary,
+    concept_differences,
+    format_top_concepts,
+    probe_report,
+    top_concepts,
+)
 from skplice.splice import SpLiCETransformer
 from skplice.vocabulary import load_vocabulary
 
@@ -13,6 +20,11 @@ __all__ = [
     "SpLiCETransformer",
     "TextEmbedder",
     "__version__",
+    "class_concept_summary",
+    "concept_differences",
     "edit_embeddings",
+    "format_top_concepts",
     "load_vocabulary",
+    "probe_report",
+    "top_concepts",
 ]
