@@ -9,6 +9,7 @@ from skplice.inspection import (
     probe_report,
     top_concepts,
 )
+from skplice.shift import concept_shift, concept_shift_over_time
 from skplice.splice import SpLiCETransformer
 from skplice.vocabulary import load_vocabulary
 
@@ -22,6 +23,8 @@ __all__ = [
     "__version__",
     "class_concept_summary",
     "concept_differences",
+    "concept_shift",
+    "concept_shift_over_time",
     "edit_embeddings",
     "format_top_concepts",
     "load_vocabulary",
