@@ -9,6 +9,7 @@ from skplice.inspection import (
     probe_report,
     top_concepts,
 )
+from skplice.plotting import plot_class_concepts, plot_image_concepts
 from skplice.shift import concept_shift, concept_shift_over_time
 from skplice.splice import SpLiCETransformer
 from skplice.vocabulary import load_vocabulary
@@ -28,6 +29,8 @@ __all__ = [
     "edit_embeddings",
     "format_top_concepts",
     "load_vocabulary",
+    "plot_class_concepts",
+    "plot_image_concepts",
     "probe_report",
     "top_concepts",
 ]

@@ -7,6 +7,7 @@ _EXTRAS = {
     "open_clip": ("open_clip_torch", "clip"),
     "PIL": ("pillow", "clip"),
     "sentence_transformers": ("sentence-transformers", "text"),
+    "matplotlib": ("matplotlib", "plot"),
 }
 
 
