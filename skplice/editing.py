@@ -214,8 +214,14 @@ def edit_embeddings(X, splice, *, remove=None, scale=None, keep=None, groups=Non
     splice : SpLiCETransformer
         A fitted transformer; its ``output`` setting is ignored (the edit always
         works on weights).
-    remove, scale, keep, groups
-        The edits, as in :class:`ConceptEditor`.
+    remove : str or list of str, default=None
+        Concepts (or groups) to remove, as in :class:`ConceptEditor`.
+    scale : dict of str to float, default=None
+        ``{name: factor}`` with factors >= 0, as in :class:`ConceptEditor`.
+    keep : str or list of str, default=None
+        Concepts (or groups) to keep, zeroing all others.
+    groups : dict of str to list of str, default=None
+        Named sets of concepts usable in ``remove``, ``scale`` and ``keep``.
 
     Returns
     -------
@@ -340,7 +346,10 @@ def _name_list(value, argument):
     names = [value] if isinstance(value, str) else list(value)
     for name in names:
         if not isinstance(name, str):
-            raise TypeError(f"{argument} must hold concept names (str); got {name!r}.")
+            raise TypeError(
+                f"{argument} must hold concept names (str); got {name!r}. Column indices "
+                "are not accepted: they shift whenever the vocabulary changes."
+            )
     if argument == "keep" and not names:
         raise ValueError("keep=[] would zero every concept; use keep=None to keep them all.")
     return [str(name) for name in names]

@@ -248,7 +248,7 @@ def probe_report(model, concept_names=None, *, top=10):
 
 
 def concept_differences(W, groups, target, concept_names=None, *, alternative="two-sided"):
-    """Concepts whose prevalence differs between one group and the other samples.
+    """Rank concepts by how much their prevalence differs between one group and the rest.
 
     Finds spurious correlations: a concept far more prevalent in one class than in
     another (e.g. "swimwear" among images of women but not of men) is a shortcut a
