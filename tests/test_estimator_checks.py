@@ -5,14 +5,17 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.utils import estimator_checks as checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skplice import SpLiCETransformer, ZeroShotClassifier
+from skplice import ConceptEditor, SpLiCETransformer, ZeroShotClassifier
 
 # The generic checks feed 1-10 features, so the transformers are configured with a
 # dictionary that adapts to the input width (each feature is its own concept).
+# They also feed plain arrays, which carry no concept names: ConceptEditor is checked
+# with no edits, the one configuration that needs no names (it is then the identity).
 ESTIMATORS = [
     SpLiCETransformer(dictionary="identity"),
     SpLiCETransformer(dictionary="identity", sparse_output=False),
     SpLiCETransformer(dictionary="identity", output="reconstruction"),
+    ConceptEditor(),
 ]
 
 # Every entry is a deliberate behaviour that a generic check does not expect.
@@ -74,6 +77,7 @@ def test_dataframe_output_checks_with_dense_output(check):
     for estimator in (
         SpLiCETransformer(dictionary="identity", sparse_output=False),
         SpLiCETransformer(dictionary="identity", output="reconstruction"),
+        ConceptEditor(),
     ):
         check(type(estimator).__name__, estimator)
 

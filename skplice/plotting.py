@@ -1,0 +1,154 @@
+"""Plots of SpLiCE concepts: an image beside its top concepts, and class concept histograms.
+
+matplotlib is an optional dependency (``pip install "skplice[plot]"``), imported only
+when a plot is drawn.
+"""
+
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+
+from skplice._deps import import_optional
+from skplice._images import load_rgb
+from skplice._weights import check_weights
+from skplice.inspection import class_concept_summary, top_concepts
+
+__all__ = ["plot_class_concepts", "plot_image_concepts"]
+
+_VALUE_LABELS = {"prevalence": "prevalence (fraction of samples)", "mean_weight": "mean weight"}
+
+
+def plot_image_concepts(image, weights, concept_names=None, *, n=10, axes=None):
+    """Show an image beside a bar chart of its heaviest concepts.
+
+    Parameters
+    ----------
+    image : path, bytes, PIL image or ndarray
+        The image, in any form :class:`~skplice.CLIPEmbedder` accepts.
+    weights : {array-like, sparse matrix, DataFrame} of shape (n_concepts,) or (1, n_concepts)
+        The image's concept weights, e.g. one row of
+        :meth:`SpLiCETransformer.transform`.
+    concept_names : list of str, default=None
+        One name per concept; needed only when ``weights`` carries no names.
+    n : int, default=10
+        Number of concepts shown (fewer if fewer are non-zero).
+    axes : pair of matplotlib Axes, default=None
+        Where to draw the image and the bars; None makes a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure; ``figure.axes[0]`` holds the image and ``figure.axes[1]`` the
+        bars, heaviest concept at the top.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skplice.plotting import plot_image_concepts
+    >>> image = np.zeros((32, 48, 3), dtype=np.uint8)
+    >>> image[:16] = [135, 206, 235]                    # sky above sand
+    >>> image[16:] = [237, 201, 175]
+    >>> fig = plot_image_concepts(image, [0.0, 0.4, 0.1], ["dog", "sky", "sand"])
+    >>> [label.get_text() for label in fig.axes[1].get_yticklabels()]
+    ['sky', 'sand']
+    """
+    plt = _pyplot()
+    if isinstance(weights, pd.Series):  # one row of a DataFrame: its index names concepts
+        weights = weights.to_frame().T
+    elif getattr(weights, "ndim", 2) == 1 or isinstance(weights, (list, tuple)):
+        weights = np.asarray(weights, dtype=float).reshape(1, -1)
+    if weights.shape[0] != 1:
+        raise ValueError(
+            f"weights must hold one image's concepts; got {weights.shape[0]} rows. Select "
+            "one row, e.g. W[[i]]."
+        )
+    W, names, _ = check_weights(weights, concept_names)
+    top = top_concepts(W, names, n=n)
+    rgb = np.asarray(load_rgb(image, 0))
+    if axes is None:
+        _, axes = plt.subplots(
+            1, 2, figsize=(9, 4), gridspec_kw={"width_ratios": [1, 1]}, layout="constrained"
+        )
+    image_ax, bar_ax = axes
+    image_ax.imshow(rgb)
+    image_ax.set_axis_off()
+    _bars(bar_ax, top["concept"], top["weight"])
+    bar_ax.set_xlabel("concept weight")
+    if top.empty:
+        bar_ax.set_title("no concept")
+    return image_ax.figure
+
+
+def plot_class_concepts(
+    W, y, concept_names=None, *, top=10, value="prevalence", ncols=3, figsize=None
+):
+    """Class concept histograms: each class's top concepts as horizontal bars.
+
+    Parameters
+    ----------
+    W : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_concepts)
+        Non-negative concept weights.
+    y : array-like of shape (n_samples,)
+        Class (or group) of each sample.
+    concept_names : list of str, default=None
+        One name per column; needed only when ``W`` carries no names.
+    top : int, default=10
+        Concepts shown per class.
+    value : {"prevalence", "mean_weight"}, default="prevalence"
+        What the bars show: the fraction of the class's samples with the concept,
+        or its mean weight (see :func:`~skplice.inspection.class_concept_summary`).
+    ncols : int, default=3
+        Panels per row.
+    figsize : (float, float) or None, default=None
+        Figure size in inches; None sizes it by the number of panels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per class (in sorted order, titled with the class), largest bar at
+        the top; unused grid cells are hidden.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skplice.plotting import plot_class_concepts
+    >>> W = np.array([[0.4, 0.0, 0.2], [0.3, 0.1, 0.0], [0.0, 0.3, 0.2]])
+    >>> fig = plot_class_concepts(W, ["cat", "cat", "dog"], ["whiskers", "leash", "sofa"])
+    >>> [ax.get_title() for ax in fig.axes]
+    ['cat', 'dog']
+    """
+    plt = _pyplot()
+    if value not in _VALUE_LABELS:
+        raise ValueError(f"value must be 'prevalence' or 'mean_weight'; got {value!r}.")
+    if isinstance(ncols, bool) or not isinstance(ncols, Integral) or ncols < 1:
+        raise ValueError(f"ncols must be an int >= 1; got {ncols!r}.")
+    summary = class_concept_summary(W, y, concept_names, top=top, sort_by=value)
+    classes = summary["class"].unique()
+    ncols = min(ncols, len(classes))
+    nrows = -(-len(classes) // ncols)
+    if figsize is None:
+        figsize = (4.5 * ncols, (0.3 * top + 1.2) * nrows)
+    fig, grid = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, layout="constrained")
+    for ax, label in zip(grid.ravel(), classes, strict=False):
+        rows = summary[summary["class"] == label]
+        _bars(ax, rows["concept"], rows[value])
+        ax.set_title(str(label))
+        ax.set_xlabel(_VALUE_LABELS[value])
+        if value == "prevalence":
+            ax.set_xlim(0, 1)
+    for ax in grid.ravel()[len(classes) :]:
+        fig.delaxes(ax)
+    return fig
+
+
+def _bars(ax, concepts, values):
+    """Horizontal bars, the first concept at the top."""
+    positions = np.arange(len(concepts))
+    ax.barh(positions, np.asarray(values, dtype=float), color="tab:blue")
+    ax.set_yticks(positions, labels=list(concepts))
+    ax.invert_yaxis()
+
+
+def _pyplot():
+    return import_optional("matplotlib.pyplot")
