@@ -7,12 +7,16 @@ method and reports the growth of its resident set size over the baseline, the la
 - ``getrusage`` max RSS of the worker (exact, but blind to child processes), and
 - the RSS of the worker plus its children (joblib workers), sampled every 50 ms;
 
-and on CUDA ``torch.cuda.max_memory_allocated`` over the allocated baseline.
+and on CUDA ``torch.cuda.max_memory_allocated`` over the allocated baseline. RSS also
+counts memory the C allocator keeps after a free, so for skplice's methods the worker
+then solves one batch again under the torch profiler and reports what torch allocated
+(``torch_allocations``): its peak, and the largest allocation of a single op.
 
 Worker usage (what ``run_isolated`` calls): ``python -m benchmarks._measure SPEC_JSON``.
 """
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -30,6 +34,8 @@ from benchmarks._methods import METHODS, Result
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 2**20
+# skplice methods whose torch allocations are profiled (FISTA's 20,000 iterations are not).
+PROFILED = ("active_set", "transformer")
 
 
 def _max_rss_bytes():
@@ -104,16 +110,52 @@ def threads(n):
         torch.set_num_threads(before)
 
 
+def torch_allocations(method, problem, l1, opts, n_samples):
+    """Peak and largest torch allocation while ``method`` solves one batch (profiler, MB).
+
+    The peak is the largest running total of the memory every torch op allocates (net of
+    its frees) in time order, inputs included; the largest is the most one op allocates.
+    """
+    cut = dict(problem, Z=problem["Z"][: min(n_samples, opts["batch_size"])])
+    cuda = torch.device(opts["device"]).type == "cuda"
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if cuda:
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities, profile_memory=True) as profile:
+        METHODS[method](cut, l1, opts)
+    events = sorted(profile.events(), key=lambda event: event.time_range.start)
+    usage = np.array(
+        [e.self_device_memory_usage if cuda else e.self_cpu_memory_usage for e in events]
+    )
+    return {
+        "torch peak (MB)": max(np.cumsum(usage).max(), 0) / MB,
+        "largest op alloc (MB)": usage.max() / MB,
+    }
+
+
 def measure(method, problem, l1, opts, n_samples, *, memory=True):
-    """Run ``method`` on the first ``n_samples`` samples; return (Result, rss_mb, cuda_mb)."""
+    """Run ``method`` on the first ``n_samples`` samples; return (Result, memory in MB).
+
+    ``memory`` holds the peak RSS growth, on CUDA the peak allocated growth, and for
+    methods in PROFILED the torch allocations of one batch; all NaN when not measured.
+    """
     cut = dict(problem, Z=problem["Z"][:n_samples])
+    cuda = torch.device(opts["device"]).type == "cuda"
+    keys = ["peak RSS (MB)"] + ["peak CUDA (MB)"] * cuda
+    if method in PROFILED:
+        keys += ["torch peak (MB)", "largest op alloc (MB)"]
     with threads(opts["threads"]):
         METHODS[method](_tiny(problem), l1, opts)
         if not memory:
-            return METHODS[method](cut, l1, opts), float("nan"), float("nan")
+            return METHODS[method](cut, l1, opts), dict.fromkeys(keys, float("nan"))
         with PeakMemory(opts["device"]) as peak:
             result = METHODS[method](cut, l1, opts)
-    return result, peak.rss_mb, peak.cuda_mb
+        stats = {"peak RSS (MB)": peak.rss_mb}
+        if cuda:
+            stats["peak CUDA (MB)"] = peak.cuda_mb
+        if method in PROFILED:
+            stats |= torch_allocations(method, problem, l1, opts, n_samples)
+    return result, stats
 
 
 def run_isolated(method, problem_path, l1, opts, n_samples, workdir):
@@ -128,19 +170,18 @@ def run_isolated(method, problem_path, l1, opts, n_samples, workdir):
         "out": str(out),
     }
     cmd = [sys.executable, "-m", "benchmarks._measure", json.dumps(spec)]
-    subprocess.run(cmd, cwd=ROOT, check=True)
+    # KINETO_LOG_LEVEL silences the profiler's complaint about a missing GPU.
+    subprocess.run(cmd, cwd=ROOT, check=True, env=os.environ | {"KINETO_LOG_LEVEL": "5"})
     meta = json.loads(out.with_suffix(".json").read_text())
     W = sp.load_npz(out.with_suffix(".npz")) if meta.pop("has_W") else None
-    rss_mb, cuda_mb = meta.pop("rss_mb"), meta.pop("cuda_mb")
-    return Result(W, **meta), rss_mb, cuda_mb
+    memory = meta.pop("memory")
+    return Result(W, **meta), memory
 
 
 def _worker(spec):
     with np.load(spec["problem"]) as data:
         problem = {name: data[name] for name in data.files}
-    result, rss_mb, cuda_mb = measure(
-        spec["method"], problem, spec["l1"], spec["opts"], spec["n_samples"]
-    )
+    result, memory = measure(spec["method"], problem, spec["l1"], spec["opts"], spec["n_samples"])
     out = Path(spec["out"])
     if result.W is not None:
         sp.save_npz(out.with_suffix(".npz"), result.W)
@@ -149,8 +190,7 @@ def _worker(spec):
         "seconds": result.seconds,
         "iters": result.iters,
         "note": result.note,
-        "rss_mb": rss_mb,
-        "cuda_mb": cuda_mb,
+        "memory": memory,
     }
     out.with_suffix(".json").write_text(json.dumps(meta))
 
