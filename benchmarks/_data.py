@@ -19,8 +19,10 @@ import numpy as np
 import torch
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-VOCAB_DIR = Path(os.environ.get("SKPLICE_VOCAB_DIR", "/work/shared/data/vocab"))
-CACHE_DIR = Path(__file__).resolve().parent / "cache"
+HERE = Path(__file__).resolve().parent
+# The SpLiCE vocabularies (data only, never committed) live beside the checkout.
+VOCAB_DIR = Path(os.environ.get("SKPLICE_VOCAB_DIR", HERE.parent.parent / "shared/data/vocab"))
+CACHE_DIR = HERE / "cache"
 KINDS = ("minilm", "synthetic")
 
 # Caption templates; {coco} is a frequent MS-COCO caption word (see _coco_words).
