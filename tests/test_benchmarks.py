@@ -1,0 +1,111 @@
+"""Smoke tests of the benchmark harness in benchmarks/: tiny sizes, so that it cannot rot."""
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--kind", "synthetic", "--n-samples", "40", "--n-concepts", "400", "--d", "32"]
+
+
+@pytest.fixture
+def bench(monkeypatch, tmp_path):
+    """Import a benchmarks module; its caches and results go to tmp_path."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    dirs = ["--cache-dir", str(tmp_path / "cache"), "--results-dir", str(tmp_path / "results")]
+
+    def load(name):
+        return importlib.import_module(f"benchmarks.{name}"), dirs
+
+    return load
+
+
+def test_solvers_table_and_agreement(bench, tmp_path):
+    solvers, dirs = bench("solvers")
+    # float64: FISTA does not reach tol=1e-6 in float32 and would run 20,000 iterations.
+    args = [*TINY, "--l1", "0.2", "--in-process", "--threads", "1", "--dtype", "float64"]
+    table = solvers.main([*args, "--subset", "admm=10", "lasso=20", "fista=10", *dirs])
+
+    expected = ["method", "samples", "wall (s)", "samples/s", "mean rel gap", "max rel gap"]
+    expected += ["mean l0", "same support", "iters", "peak RSS (MB)", "torch peak (MB)"]
+    expected += ["largest op alloc (MB)", "peak / bound", "note"]
+    assert list(table.columns[: len(expected)]) == expected
+    assert len(table) == len(solvers.METHODS)
+    assert table.set_index("method")["samples"].to_dict()[solvers.LABELS["admm"]] == 10
+    solved = table[table["method"] != solvers.LABELS["floor"]]
+    # Every method solves the same problem: objectives agree with the best found.
+    assert (solved["max rel gap"] < 1e-5).all(), solved[["method", "max rel gap"]]
+    assert (solved["mean l0"] > 0).all()
+    assert (table["wall (s)"] > 0).all()
+    written = {p.name for p in (tmp_path / "results").iterdir()}
+    assert {"solvers-synthetic-n40-k400-d32-l1_0.2-cpu.csv"} <= written
+
+
+def test_isolated_run_measures_memory(bench):
+    solvers, dirs = bench("solvers")
+    table = solvers.main([*TINY, "--methods", "active_set", "--threads", "1", *dirs])
+    active_set = table.iloc[0]
+    assert active_set["peak RSS (MB)"] >= 0
+    # skplice never allocates an n_concepts x n_concepts (400 x 400) matrix.
+    assert 0 < active_set["largest op alloc (MB)"] < 400 * 400 * 4 / 2**20
+    assert active_set["peak / bound"] > 0
+
+
+def test_sparse_encode_alpha_solves_the_same_problem():
+    """sparse_encode(alpha=l1 / 2) and Lasso(alpha=l1 / (2 d)) give the same solution."""
+    from sklearn.decomposition import sparse_encode
+    from sklearn.linear_model import Lasso
+
+    rng = np.random.default_rng(0)
+    C = rng.standard_normal((300, 24))
+    C /= np.linalg.norm(C, axis=1, keepdims=True)
+    Z = rng.standard_normal((5, 24))
+    Z /= np.linalg.norm(Z, axis=1, keepdims=True)
+    l1 = 0.2
+    W = sparse_encode(Z, C, algorithm="lasso_cd", alpha=l1 / 2, positive=True, max_iter=10000)
+    lasso = Lasso(alpha=l1 / (2 * 24), positive=True, fit_intercept=False, tol=1e-10)
+    reference = np.array([lasso.set_params(max_iter=100000).fit(C.T, z).coef_ for z in Z])
+    np.testing.assert_allclose(W, reference, atol=1e-6)
+    assert (W > 0).sum() > 5
+
+
+def test_path_warm_starts_match_cold(bench):
+    path, dirs = bench("path")
+    args = ["--kind", "synthetic", "--n-samples", "30", "--n-concepts", "300", "--d", "32"]
+    summary, per_l1 = path.main([*args, "--l1", "0.1", "0.2", "0.3", "--threads", "1", *dirs])
+    assert list(summary["strategy"]) == list(path.STRATEGIES)
+    assert (summary["max |rel diff| vs cold"] < 1e-5).all()
+    assert list(per_l1["l1"]) == [0.1, 0.2, 0.3]
+
+
+def test_throughput_on_cpu(bench):
+    throughput, dirs = bench("throughput")
+    args = ["--device", "cpu", "--n-samples", "300", "--batch-size", "128", "--threads", "1"]
+    args += ["--n-concepts", "400", "--d", "32", "--check-samples", "20"]
+    table = throughput.main([*args, *dirs])
+    assert table["embeddings/min"].iloc[0] > 0
+    assert table["max rel gap vs cpu64"].iloc[0] < 1e-5
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without CUDA")
+def test_throughput_without_cuda_fails_clearly(bench, capsys):
+    throughput, dirs = bench("throughput")
+    with pytest.raises(SystemExit):
+        throughput.main(["--n-samples", "10", *dirs])
+    assert "sees no CUDA device" in capsys.readouterr().err
+
+
+def test_minilm_problem_is_processed_and_cached(bench, tmp_path):
+    data, _ = bench("_data")
+    if not (data.VOCAB_DIR / "laion.txt").exists():
+        pytest.skip(f"no LAION vocabulary in {data.VOCAB_DIR}")
+    C, Z, D_raw, X_raw = data.load_problem("minilm", 8, 50, 384, cache_dir=tmp_path)
+    assert C.shape == D_raw.shape == (50, 384) and Z.shape == X_raw.shape == (8, 384)
+    np.testing.assert_allclose(np.linalg.norm(C, axis=1), 1)
+    np.testing.assert_allclose(np.linalg.norm(Z, axis=1), 1)
+    assert len(list(tmp_path.glob("minilm-*.npy"))) == 2
+    again = data.load_problem("minilm", 8, 50, 384, cache_dir=tmp_path)
+    np.testing.assert_array_equal(again[3], X_raw)
