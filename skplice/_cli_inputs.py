@@ -159,13 +159,14 @@ def centring_mode(source, n_inputs):
     if source == "auto":
         if n_inputs >= MIN_INPUTS_FOR_MEAN:
             return "inputs", None
-        plural = "s are" if n_inputs != 1 else " is"
+        subject = "1 input is" if n_inputs == 1 else f"{n_inputs} inputs are"
+        pronoun = "it is" if n_inputs == 1 else "they are"
         note = (
-            f"{n_inputs} input{plural} too few to estimate CLIP's mean image embedding "
-            f"(--image-mean auto needs {MIN_INPUTS_FOR_MEAN}), so they are decomposed "
-            "without centring, which gives less faithful concepts. For SpLiCE's method, "
-            "pass --image-mean FILE with the embeddings of many varied images (from "
-            "`skplice embed`), or explain 10 or more images together; --image-mean none "
+            f"{subject} too few to estimate CLIP's mean image embedding (--image-mean "
+            f"auto needs {MIN_INPUTS_FOR_MEAN}), so {pronoun} decomposed without centring, "
+            "which gives less faithful concepts. For SpLiCE's method, pass --image-mean "
+            "FILE with the embeddings of many varied images (from 'skplice embed'), or "
+            f"give {MIN_INPUTS_FOR_MEAN} or more inputs at once; --image-mean none "
             "silences this note."
         )
         return "none", note
@@ -248,7 +249,7 @@ def vocabulary_hint(vocabulary):
     """How to work offline, when a named vocabulary is not in the cache yet (else None)."""
     if vocabulary not in NAMED_VOCABULARIES:
         return None
-    target = get_data_home() / "vocabularies" / f"{vocabulary}.txt"
+    target = get_data_home(create=False) / "vocabularies" / f"{vocabulary}.txt"
     if target.is_file():
         return None
     return (
@@ -306,11 +307,11 @@ def go_offline_if_hub_unreachable(model, pretrained):
 
     Without this, an offline first run retries for about a minute before failing.
     Offline mode still uses weights already in the Hugging Face cache. Nothing is done
-    when ``HF_HUB_OFFLINE`` is set (to any value), when huggingface_hub is already
+    when ``HF_HUB_OFFLINE`` is set (to any non-empty value), when huggingface_hub is already
     imported (the setting would not reach it), or when the weights are local. Returns
     why the server was unreachable, or None.
     """
-    if os.environ.get("HF_HUB_OFFLINE") is not None or "huggingface_hub" in sys.modules:
+    if os.environ.get("HF_HUB_OFFLINE", "") != "" or "huggingface_hub" in sys.modules:
         return None
     if model.startswith("local-dir:"):
         return None

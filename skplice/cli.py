@@ -670,11 +670,24 @@ def _messages_to_stderr():
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+    handler.addFilter(_not_handled_elsewhere)
     root.addHandler(handler)
     try:
         yield
     finally:
         root.removeHandler(handler)
+
+
+def _not_handled_elsewhere(record):
+    """False for records that a handler of their own logger (or a parent) already shows."""
+    logger = logging.getLogger(record.name)
+    while logger.parent is not None:  # stop below the root, where our handler is
+        if logger.handlers:
+            return False
+        if not logger.propagate:
+            break
+        logger = logger.parent
+    return True
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

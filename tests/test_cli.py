@@ -563,3 +563,20 @@ def test_debug_reraises_usage_errors(tmp_path):
 
     with pytest.raises(UsageError, match="file not found"):
         main(["decompose", "-i", str(tmp_path / "x.npy"), "-o", "w.npz", "--debug"])
+
+
+def test_library_log_records_are_shown_once():
+    import logging
+
+    from skplice.cli import _not_handled_elsewhere
+
+    record = logging.LogRecord("root", logging.WARNING, __file__, 1, "message", None, None)
+    assert _not_handled_elsewhere(record)
+    logger = logging.getLogger("skplice-test-library")
+    handler = logging.NullHandler()
+    logger.addHandler(handler)
+    try:
+        record.name = "skplice-test-library.submodule"
+        assert not _not_handled_elsewhere(record)  # the library shows it itself
+    finally:
+        logger.removeHandler(handler)
