@@ -580,3 +580,32 @@ def test_library_log_records_are_shown_once():
         assert not _not_handled_elsewhere(record)  # the library shows it itself
     finally:
         logger.removeHandler(handler)
+
+
+def test_image_mean_files(tmp_path):
+    torch = pytest.importorskip("torch")
+    from skplice._cli_inputs import UsageError, load_image_mean
+
+    rng = np.random.default_rng(2)
+    mean = rng.normal(size=8) * 0.1
+    torch.save(torch.tensor(mean), tmp_path / "mean.pt")  # as the SpLiCE authors ship them
+    np.testing.assert_array_equal(load_image_mean(tmp_path / "mean.pt", 8), mean)
+    np.save(tmp_path / "row.npy", mean[None, :])  # (1, d): a mean, used as is
+    np.testing.assert_array_equal(load_image_mean(tmp_path / "row.npy", 8), mean)
+    X = rng.normal(size=(5, 8))
+    np.save(tmp_path / "X.npy", X)  # (n, d): embeddings, whose unit rows are averaged
+    unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+    np.testing.assert_allclose(load_image_mean(tmp_path / "X.npy", 8), unit.mean(axis=0))
+    torch.save({"mean": torch.tensor(mean)}, tmp_path / "dict.pt")
+    with pytest.raises(UsageError, match="holds a dict; expected a tensor"):
+        load_image_mean(tmp_path / "dict.pt", 8)
+    with pytest.raises(UsageError, match="has 8 features but the embeddings have 16"):
+        load_image_mean(tmp_path / "mean.pt", 16)
+
+
+def test_unknown_device_is_a_usage_error(photo_dir, tiny_clip_config_path, vocab_home, capsys):
+    status, _, err = call(
+        capsys, "explain", photos(photo_dir)[0], "--model-config", tiny_clip_config_path,
+        "--pretrained", "none", "--device", "tpu9",
+    )  # fmt: skip
+    assert status == 2 and "--device: device='tpu9' is not a device torch understands" in err
