@@ -32,8 +32,20 @@ _VOCAB_FILES = ("laion.txt", "laion_bigrams.txt", "mscoco.txt")
 _TINY_CLIP_NAME = "skplice-examples-tiny-clip"
 _TINY_CLIP_CONFIG = {
     "embed_dim": 64,
-    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+    "vision_cfg": {
+        "image_size": 64,
+        "layers": 2,
+        "width": 64,
+        "patch_size": 16,
+        "head_width": 32,
+    },
+    "text_cfg": {
+        "context_length": 16,
+        "vocab_size": 49408,
+        "width": 64,
+        "heads": 2,
+        "layers": 2,
+    },
 }
 
 
@@ -52,7 +64,8 @@ def use_offline_stand_ins():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     home = os.environ.setdefault(
-        "SKPLICE_HOME", str(Path(tempfile.gettempdir()) / "skplice-examples-home")
+        "SKPLICE_HOME",
+        str(Path(tempfile.gettempdir()) / "skplice-examples-home"),
     )
     source = _vocabulary_folder()
     if source is not None:
@@ -74,7 +87,10 @@ def _vocabulary_folder():
         candidates = [Path(env)]
     else:
         repo = Path(__file__).resolve().parents[1]
-        candidates = [repo.parent / "shared" / "data" / "vocab", Path("/work/shared/data/vocab")]
+        candidates = [
+            repo.parent / "shared" / "data" / "vocab",
+            Path("/work/shared/data/vocab"),
+        ]
     for folder in candidates:
         if all((folder / name).is_file() for name in _VOCAB_FILES):
             return folder

@@ -25,7 +25,6 @@ object (backgrounds, context, co-occurring things).
 # boats are on water, dogs in parks and gardens, pizzas on tables, planes in the sky
 # or at airports.
 import numpy as np
-from _offline import local_minilm, use_offline_stand_ins
 
 from skplice import (
     SpLiCETransformer,
@@ -35,23 +34,67 @@ from skplice import (
     plot_class_concepts,
 )
 
+from _offline import local_minilm, use_offline_stand_ins
+
 rng = np.random.default_rng(0)
 CLASSES = {
     "boat": (
-        ["a sailboat", "a fishing boat", "a canoe", "a yacht", "a rowing boat"],
-        ["on a calm lake", "in the harbour", "at sea under a cloudy sky", "on a river"],
+        [
+            "a sailboat",
+            "a fishing boat",
+            "a canoe",
+            "a yacht",
+            "a rowing boat",
+        ],
+        [
+            "on a calm lake",
+            "in the harbour",
+            "at sea under a cloudy sky",
+            "on a river",
+        ],
     ),
     "dog": (
-        ["a puppy", "a golden retriever", "a small terrier", "a sheepdog", "a beagle"],
-        ["playing in the park", "lying on the grass", "running in the garden", "on a leash"],
+        [
+            "a puppy",
+            "a golden retriever",
+            "a small terrier",
+            "a sheepdog",
+            "a beagle",
+        ],
+        [
+            "playing in the park",
+            "lying on the grass",
+            "running in the garden",
+            "on a leash",
+        ],
     ),
     "pizza": (
-        ["a pepperoni pizza", "a slice of pizza", "a margherita", "a cheese pizza"],
-        ["on a wooden table", "in a cardboard box", "on a plate", "fresh from the oven"],
+        [
+            "a pepperoni pizza",
+            "a slice of pizza",
+            "a margherita",
+            "a cheese pizza",
+        ],
+        [
+            "on a wooden table",
+            "in a cardboard box",
+            "on a plate",
+            "fresh from the oven",
+        ],
     ),
     "airplane": (
-        ["a jet airliner", "a small propeller plane", "a passenger plane", "a cargo jet"],
-        ["in a blue sky", "on the runway", "taking off at the airport", "above the clouds"],
+        [
+            "a jet airliner",
+            "a small propeller plane",
+            "a passenger plane",
+            "a cargo jet",
+        ],
+        [
+            "in a blue sky",
+            "on the runway",
+            "taking off at the airport",
+            "above the clouds",
+        ],
     ),
 }
 captions, y = [], []

@@ -25,7 +25,6 @@ concept in each time window with a reference window and tests the differences.
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from _offline import local_minilm, use_offline_stand_ins
 
 from skplice import (
     SpLiCETransformer,
@@ -35,9 +34,22 @@ from skplice import (
     load_vocabulary,
 )
 
+from _offline import local_minilm, use_offline_stand_ins
+
 rng = np.random.default_rng(0)
-SUBJECTS = ["a car", "a bus", "a cyclist", "a woman with an umbrella", "a delivery van"]
-SCENES = ["on a busy street", "at a crossing", "next to a shop", "under the streetlights"]
+SUBJECTS = [
+    "a car",
+    "a bus",
+    "a cyclist",
+    "a woman with an umbrella",
+    "a delivery van",
+]
+SCENES = [
+    "on a busy street",
+    "at a crossing",
+    "next to a shop",
+    "under the streetlights",
+]
 SNOWY = ["on a snowy street", "in the falling snow", "next to a pile of snow"]
 SCOOTER = "a man riding an electric scooter"
 
@@ -75,7 +87,9 @@ W = splice.transform(X)
 # adjusted p-value.
 table = concept_shift_over_time(W, dates, freq="W", alternative="greater")
 last_week = table[table.window == table.window.max()]
-last_week.nsmallest(8, "p_adjusted")[["concept", "prevalence", "prevalence_diff", "p_adjusted"]]
+last_week.nsmallest(8, "p_adjusted")[
+    ["concept", "prevalence", "prevalence_diff", "p_adjusted"]
+]
 
 # %%
 # Plot the concepts that shifted most
@@ -85,8 +99,16 @@ last_week.nsmallest(8, "p_adjusted")[["concept", "prevalence", "prevalence_diff"
 # from the tenth. The table above also shows that the words standing for a new object
 # may be loose ones (here a few that the sentence encoder places near the scooter
 # captions): read them as a signal to look at the samples that carry them.
-shifted = table[table.p_adjusted < 0.01].groupby("concept").prevalence_diff.max().nlargest(6).index
-prevalence = table.pivot(index="window", columns="concept", values="prevalence")[shifted]
+shifted = (
+    table[table.p_adjusted < 0.01]
+    .groupby("concept")
+    .prevalence_diff.max()
+    .nlargest(6)
+    .index
+)
+prevalence = table.pivot(
+    index="window", columns="concept", values="prevalence"
+)[shifted]
 ax = prevalence.plot(marker="o", figsize=(8, 4.5))
 ax.set_xlabel("week")
 ax.set_ylabel("prevalence (fraction of captions)")
@@ -100,5 +122,9 @@ plt.show()
 # trained on and this week's data.
 names = splice.get_feature_names_out()
 last = dates >= weeks[-1]
-shift = concept_shift(W[reference_period], W[last], concept_names=names, alternative="greater")
-shift.head(6)[["concept", "prevalence_new", "prevalence_reference", "p_adjusted"]]
+shift = concept_shift(
+    W[reference_period], W[last], concept_names=names, alternative="greater"
+)
+shift.head(6)[
+    ["concept", "prevalence_new", "prevalence_reference", "p_adjusted"]
+]

@@ -31,7 +31,6 @@ when the backgrounds are swapped.
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from _offline import local_minilm, use_offline_stand_ins
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
@@ -43,15 +42,41 @@ from skplice import (
     probe_report,
 )
 
+from _offline import local_minilm, use_offline_stand_ins
+
 rng = np.random.default_rng(0)
-PETS = ["a pet", "a furry animal", "a young pet", "our family pet", "the animal"]
+PETS = [
+    "a pet",
+    "a furry animal",
+    "a young pet",
+    "our family pet",
+    "the animal",
+]
 BEHAVIOUR = {
-    "dog": ["barking loudly", "wagging its tail", "fetching a stick", "chewing a bone"],
-    "cat": ["purring softly", "playing with a ball of yarn", "licking its paws", "meowing"],
+    "dog": [
+        "barking loudly",
+        "wagging its tail",
+        "fetching a stick",
+        "chewing a bone",
+    ],
+    "cat": [
+        "purring softly",
+        "playing with a ball of yarn",
+        "licking its paws",
+        "meowing",
+    ],
 }
 PLACES = {
-    "dog": ["on the sandy beach", "by the ocean waves", "running along the shore"],
-    "cat": ["on the living room sofa", "by the fireplace", "on the bedroom carpet"],
+    "dog": [
+        "on the sandy beach",
+        "by the ocean waves",
+        "running along the shore",
+    ],
+    "cat": [
+        "on the living room sofa",
+        "by the fireplace",
+        "on the bedroom carpet",
+    ],
 }
 
 
@@ -60,7 +85,11 @@ def make_captions(n, p_usual_place):
     captions, labels = [], []
     for label, other in [("dog", "cat"), ("cat", "dog")]:
         for _ in range(n):
-            place = PLACES[label] if rng.random() < p_usual_place else PLACES[other]
+            place = (
+                PLACES[label]
+                if rng.random() < p_usual_place
+                else PLACES[other]
+            )
             captions.append(
                 f"{rng.choice(PETS)} {rng.choice(BEHAVIOUR[label])} {rng.choice(place)}"
             )
@@ -79,14 +108,18 @@ print(train_text[:2], swapped_text[:2], sep="\n")
 # Embedding is the expensive step and has nothing to learn: it runs once, up front.
 OFFLINE = use_offline_stand_ins()
 text = TextEmbedder(local_minilm() if OFFLINE else "all-MiniLM-L6-v2")
-X_train, X_usual, X_swapped = (text.transform(t) for t in (train_text, usual_text, swapped_text))
+X_train, X_usual, X_swapped = (
+    text.transform(t) for t in (train_text, usual_text, swapped_text)
+)
 
 concepts = load_vocabulary("laion", 10_000, clean=True)
 splice = SpLiCETransformer(l1=0.25, vocabulary=concepts, encoder=text)
 probe = make_pipeline(splice, LogisticRegression(C=0.5, max_iter=1000))
 probe.fit(X_train, y_train)
 print(f"accuracy, usual backgrounds:   {probe.score(X_usual, y_usual):.2f}")
-print(f"accuracy, swapped backgrounds: {probe.score(X_swapped, y_swapped):.2f}")
+print(
+    f"accuracy, swapped backgrounds: {probe.score(X_swapped, y_swapped):.2f}"
+)
 
 # %%
 # Read the probe
@@ -105,8 +138,8 @@ report.pivot(index="rank", columns="direction", values="concept")
 # sees them. ``groups`` names a set of concepts; a misspelt name raises an error that
 # suggests the closest concepts, so an edit cannot silently miss.
 places = {
-    "beach scene": ["beach", "beaches", "sandy", "sand", "ocean", "waves", "shore", "coastal"],
-    "home scene": ["sofa", "living", "fireplace", "bedroom", "carpet"],
+    "beach scene": "beach beaches sand sandy ocean waves shore coastal".split(),
+    "home scene": "sofa living fireplace bedroom carpet".split(),
 }
 edited = make_pipeline(
     splice,
@@ -114,25 +147,33 @@ edited = make_pipeline(
     LogisticRegression(C=0.5, max_iter=1000),
 )
 edited.fit(X_train, y_train)
-probe_report(edited, top=8).pivot(index="rank", columns="direction", values="concept")
+probe_report(edited, top=8).pivot(
+    index="rank", columns="direction", values="concept"
+)
 
 # %%
 # Compare the two probes
 # ----------------------
 # The original probe is nearly perfect on the usual backgrounds and far below chance
-# on swapped ones: it predicts the place, not the animal. Without the places it keeps
-# its accuracy on the usual backgrounds and recovers it on the swapped ones, because
-# the behaviours it now relies on do not depend on the background.
+# on swapped ones: it predicts the place, not the animal. Without the places it stays
+# as accurate on the usual backgrounds and recovers on the swapped ones, because the
+# behaviours it now relies on do not depend on the background.
+
+
+def accuracies(model):
+    """Accuracy of a probe on both test sets."""
+    return {
+        "usual backgrounds": model.score(X_usual, y_usual),
+        "swapped backgrounds": model.score(X_swapped, y_swapped),
+    }
+
+
 scores = pd.DataFrame(
-    {
-        name: [model.score(X_usual, y_usual), model.score(X_swapped, y_swapped)]
-        for name, model in [("original probe", probe), ("places removed", edited)]
-    },
-    index=["usual backgrounds", "swapped backgrounds"],
+    {"original probe": accuracies(probe), "places removed": accuracies(edited)}
 )
-ax = scores.T.plot.bar(rot=0, ylim=(0, 1), ylabel="accuracy", figsize=(6, 4))
+ax = scores.T.plot.bar(rot=0, ylim=(0, 1.2), ylabel="accuracy", figsize=(6, 4))
 ax.axhline(0.5, color="grey", linestyle=":", label="chance")
-ax.legend(loc="lower left")
+ax.legend(loc="upper center", ncols=3, fontsize="small")
 ax.set_title("Dog vs cat probe on concept weights")
 plt.show()
 scores.round(2)

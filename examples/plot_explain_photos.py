@@ -25,7 +25,6 @@ most frequent LAION words, and shows each photo beside its heaviest concepts.
 import matplotlib.pyplot as plt
 import numpy as np
 import skimage.data
-from _offline import tiny_random_clip, use_offline_stand_ins
 from sklearn.datasets import load_sample_images
 
 from skplice import (
@@ -36,15 +35,26 @@ from skplice import (
     plot_image_concepts,
 )
 
+from _offline import tiny_random_clip, use_offline_stand_ins
+
 OFFLINE = use_offline_stand_ins()
 if OFFLINE:
     clip = tiny_random_clip()  # random weights: runs anywhere, means nothing
 else:
-    clip = CLIPEmbedder("ViT-B-32", "laion2b_s34b_b79k")  # the paper's backbone
+    clip = CLIPEmbedder(
+        "ViT-B-32", "laion2b_s34b_b79k"
+    )  # the paper's backbone
 
 photos = {
     name: getattr(skimage.data, name)()
-    for name in ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "colorwheel"]
+    for name in [
+        "astronaut",
+        "chelsea",
+        "coffee",
+        "rocket",
+        "hubble_deep_field",
+        "colorwheel",
+    ]
 }
 photos["china"], photos["flower"] = load_sample_images().images
 X = clip.transform(list(photos.values()))
@@ -68,7 +78,7 @@ print(f"{W.nnz / W.shape[0]:.1f} concepts per photo, out of {W.shape[1]}")
 
 # %%
 # Each row of ``W`` is sparse and its columns are words:
-for name, line in zip(photos, format_top_concepts(W, n=6), strict=True):
+for name, line in zip(photos, format_top_concepts(W, n=4), strict=True):
     print(f"{name:>18}: {line}")
 
 # %%
@@ -76,10 +86,13 @@ for name, line in zip(photos, format_top_concepts(W, n=6), strict=True):
 # ------------------------------------------
 # :func:`~skplice.plot_image_concepts` draws one photo and its concept weights on a
 # pair of axes. Selecting rows of ``W`` builds a new sparse matrix, which does not
-# carry the concept names: pass them explicitly.
+# carry the concept names: pass them explicitly. (In the offline build of this page,
+# the words are those of a random CLIP: see the note at the top.)
 names = splice.get_feature_names_out()
 shown = ["astronaut", "chelsea", "coffee", "rocket"]
-fig, axes = plt.subplots(len(shown), 2, figsize=(8, 2.6 * len(shown)), layout="constrained")
+fig, axes = plt.subplots(
+    len(shown), 2, figsize=(8, 2.6 * len(shown)), layout="constrained"
+)
 for row, name in zip(axes, shown, strict=True):
     i = list(photos).index(name)
     plot_image_concepts(photos[name], W[[i]], names, n=6, axes=row)
@@ -96,7 +109,7 @@ plt.show()
 print(f"mean cosine(embedding, reconstruction) = {splice.score(X):.3f}")
 
 # %%
-# Why centre? Raw CLIP image embeddings sit in a narrow cone: any two photos, however
-# different, have a high cosine similarity (with random weights even more so). The
+# Why centre? CLIP image embeddings sit in a narrow cone: any two photos, however
+# different, have a high cosine similarity, as the first four show below. The
 # decomposition works on the differences from ``image_mean_`` instead.
 print(np.round(X @ X.T, 2)[:4, :4])

@@ -24,12 +24,13 @@ for a downstream task with a grid search, computing the embeddings once, up fron
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from _offline import local_minilm, use_offline_stand_ins
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 
 from skplice import SpLiCETransformer, TextEmbedder, load_vocabulary
+
+from _offline import local_minilm, use_offline_stand_ins
 
 rng = np.random.default_rng(0)
 PEOPLE = ["a man", "a woman", "two children", "an old couple", "a student"]
@@ -41,14 +42,24 @@ ACTIVITIES = [
     "listening to music",
 ]
 PLACES = {  # the label is the place, the least salient part of each caption
-    "kitchen": ["next to the stove", "by the fridge", "at the kitchen counter"],
+    "kitchen": [
+        "next to the stove",
+        "by the fridge",
+        "at the kitchen counter",
+    ],
     "garden": ["among the flower beds", "on the lawn", "under the apple tree"],
-    "office": ["at a desk with a computer", "in the meeting room", "by the photocopier"],
+    "office": [
+        "at a desk with a computer",
+        "in the meeting room",
+        "by the photocopier",
+    ],
 }
 captions, y = [], []
 for label, places in PLACES.items():
     for _ in range(40):
-        captions.append(f"{rng.choice(PEOPLE)} {rng.choice(ACTIVITIES)} {rng.choice(places)}")
+        captions.append(
+            f"{rng.choice(PEOPLE)} {rng.choice(ACTIVITIES)} {rng.choice(places)}"
+        )
         y.append(label)
 y = np.array(y)
 
@@ -96,7 +107,10 @@ summary = pd.DataFrame(
     {
         "l1": l1_values,
         "mean_l0": [np.diff(W.indptr).mean() for W in path],
-        "mean_cosine": [(unit_X * splice.inverse_transform(W)).sum(axis=1).mean() for W in path],
+        "mean_cosine": [
+            (unit_X * splice.inverse_transform(W)).sum(axis=1).mean()
+            for W in path
+        ],
     }
 )
 fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
@@ -119,7 +133,8 @@ plt.show()
 # again for every fold and every candidate (``Pipeline(memory=...)`` would not help:
 # it caches ``fit_transform`` but not the ``transform`` of validation folds).
 probe = make_pipeline(
-    SpLiCETransformer(vocabulary=concepts, encoder=text), LogisticRegression(max_iter=1000)
+    SpLiCETransformer(vocabulary=concepts, encoder=text),
+    LogisticRegression(max_iter=1000),
 )
 search = GridSearchCV(
     probe,

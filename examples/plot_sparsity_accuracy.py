@@ -26,7 +26,6 @@ draws it.
 # Captions of six classes
 # -----------------------
 import numpy as np
-from _offline import local_minilm, use_offline_stand_ins
 
 from skplice import (
     SpLiCETransformer,
@@ -37,31 +36,95 @@ from skplice import (
     sparsity_sweep,
 )
 
+from _offline import local_minilm, use_offline_stand_ins
+
 rng = np.random.default_rng(0)
 CLASSES = {
     "dog": (
-        ["a golden retriever", "a puppy", "a labrador", "a beagle", "a sheepdog"],
-        ["fetching a ball", "chewing a bone", "wagging its tail", "barking at the mailman"],
+        [
+            "a golden retriever",
+            "a puppy",
+            "a labrador",
+            "a beagle",
+            "a sheepdog",
+        ],
+        [
+            "fetching a ball",
+            "chewing a bone",
+            "wagging its tail",
+            "barking at the mailman",
+        ],
     ),
     "cat": (
-        ["a kitten", "a tabby", "a siamese", "a ginger tom", "a fluffy persian"],
-        ["purring on the sofa", "chasing a ball of yarn", "licking its paws", "napping"],
+        [
+            "a kitten",
+            "a tabby",
+            "a siamese",
+            "a ginger tom",
+            "a fluffy persian",
+        ],
+        [
+            "purring on the sofa",
+            "chasing a ball of yarn",
+            "licking its paws",
+            "napping",
+        ],
     ),
     "car": (
-        ["a red sedan", "a convertible", "an suv", "a hatchback", "a vintage coupe"],
-        ["parked on the street", "stuck in traffic", "on the highway", "at a gas station"],
+        [
+            "a red sedan",
+            "a convertible",
+            "an suv",
+            "a hatchback",
+            "a vintage coupe",
+        ],
+        [
+            "parked on the street",
+            "stuck in traffic",
+            "on the highway",
+            "at a gas station",
+        ],
     ),
     "airplane": (
-        ["a jet airliner", "a propeller aircraft", "a boeing 747", "a fighter jet"],
-        ["taking off from the runway", "above the clouds", "parked at the gate"],
+        [
+            "a jet airliner",
+            "a propeller aircraft",
+            "a boeing 747",
+            "a fighter jet",
+        ],
+        [
+            "taking off from the runway",
+            "above the clouds",
+            "parked at the gate",
+        ],
     ),
     "pizza": (
-        ["a margherita", "a pepperoni slice", "a deep dish pie", "a wood fired pie"],
-        ["with melted mozzarella", "fresh from the oven", "with basil and tomato"],
+        [
+            "a margherita",
+            "a pepperoni slice",
+            "a deep dish pie",
+            "a wood fired pie",
+        ],
+        [
+            "with melted mozzarella",
+            "fresh from the oven",
+            "with basil and tomato",
+        ],
     ),
     "flower": (
-        ["a red rose", "a sunflower", "a tulip", "a bunch of daisies", "an orchid"],
-        ["in a vase", "blooming in the garden", "with morning dew", "in a meadow"],
+        [
+            "a red rose",
+            "a sunflower",
+            "a tulip",
+            "a bunch of daisies",
+            "an orchid",
+        ],
+        [
+            "in a vase",
+            "blooming in the garden",
+            "with morning dew",
+            "in a meadow",
+        ],
     ),
 }
 captions, y = [], []
@@ -84,7 +147,9 @@ X = text.transform(captions)
 concepts = load_vocabulary("laion", 10_000, clean=True)
 splice = SpLiCETransformer(vocabulary=concepts, encoder=text).fit(X)
 zero_shot = ZeroShotClassifier(list(CLASSES), encoder=text).fit(X)
-print(f"zero-shot accuracy on the dense embeddings: {zero_shot.score(X, y):.2f}")
+print(
+    f"zero-shot accuracy on the dense embeddings: {zero_shot.score(X, y):.2f}"
+)
 
 # %%
 # The sweep
@@ -93,7 +158,9 @@ print(f"zero-shot accuracy on the dense embeddings: {zero_shot.score(X, y):.2f}"
 # between each embedding and its reconstruction, and the accuracy of the classifier on
 # the reconstructions. The last row is the dense baseline.
 l1_values = [0.08, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7]
-results = sparsity_sweep(splice, X, y, l1_values=l1_values, classifier=zero_shot)
+results = sparsity_sweep(
+    splice, X, y, l1_values=l1_values, classifier=zero_shot
+)
 results.round(3)
 
 # %%
@@ -109,7 +176,10 @@ fig = plot_sparsity_curve(results)
 # Pick the sparsity you can afford to read: here, the sparsest penalty whose accuracy
 # is within 5% of the dense one.
 dense_accuracy = results.accuracy.iloc[-1]
-good = results[(results.representation == "splice") & (results.accuracy >= 0.95 * dense_accuracy)]
+good = results[
+    (results.representation == "splice")
+    & (results.accuracy >= 0.95 * dense_accuracy)
+]
 best = good.loc[good.l1.idxmax()]
 print(
     f"l1={best.l1}: {best.mean_l0:.1f} concepts per caption, accuracy {best.accuracy:.3f} "

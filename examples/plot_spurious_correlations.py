@@ -28,9 +28,15 @@ with :func:`~skplice.concept_differences`.
 # the beach or the pool in swimwear; for men, one in twenty.
 import matplotlib.pyplot as plt
 import numpy as np
-from _offline import local_minilm, use_offline_stand_ins
 
-from skplice import SpLiCETransformer, TextEmbedder, concept_differences, load_vocabulary
+from skplice import (
+    SpLiCETransformer,
+    TextEmbedder,
+    concept_differences,
+    load_vocabulary,
+)
+
+from _offline import local_minilm, use_offline_stand_ins
 
 rng = np.random.default_rng(0)
 PEOPLE = {
@@ -81,7 +87,15 @@ W = splice.fit_transform(X)
 # first. ``alternative="greater"`` keeps the concepts over-represented among women.
 table = concept_differences(W, gender, target="woman", alternative="greater")
 significant = table[table.p_adjusted < 0.01]
-significant[["concept", "prevalence_target", "prevalence_rest", "cohens_h", "p_adjusted"]].head(12)
+significant[
+    [
+        "concept",
+        "prevalence_target",
+        "prevalence_rest",
+        "cohens_h",
+        "p_adjusted",
+    ]
+].head(12)
 
 # %%
 # Two kinds of concepts come out. Most describe the label itself: *woman*, *lady*,
@@ -102,7 +116,9 @@ for label, flagged in zip(ax.get_yticklabels(), also_in_men, strict=True):
     if flagged:
         label.set_fontweight("bold")
 ax.set_xlabel("prevalence (fraction of captions with the concept)")
-ax.set_title("Concepts over-represented among captions of women\n(bold: also found among men)")
+ax.set_title(
+    "Concepts over-represented among captions of women\n(bold: also found among men)"
+)
 ax.legend(loc="lower right")
 plt.show()
 
