@@ -33,7 +33,7 @@ import skplice  # noqa: E402
 # -- Project -----------------------------------------------------------------------------
 project = "skplice"
 author = "skplice developers"
-copyright = "skplice developers"  # noqa: A001
+copyright = "skplice developers"
 release = skplice.__version__
 version = ".".join(release.split(".")[:2])
 
@@ -73,6 +73,12 @@ if os.environ.get("SKPLICE_DOCS_INTERSPHINX") == "1":
         "torch": ("https://docs.pytorch.org/docs/stable", None),
     }
 
+# MathJax comes from a CDN by default. To read the equations offline, point this at a
+# local copy, e.g. Debian's libjs-mathjax:
+# SKPLICE_DOCS_MATHJAX="file:///usr/share/javascript/mathjax/MathJax.js?config=TeX-AMS_CHTML"
+if os.environ.get("SKPLICE_DOCS_MATHJAX"):
+    mathjax_path = os.environ["SKPLICE_DOCS_MATHJAX"]
+
 # -- autodoc, autosummary, numpydoc ------------------------------------------------------
 autosummary_generate = True
 autodoc_default_options = {"member-order": "bysource"}
@@ -101,7 +107,8 @@ sphinx_gallery_conf = {
 # -- HTML --------------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = f"skplice {release}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["skplice.css"]
 html_theme_options = {
     "navbar_align": "left",
     "show_toc_level": 2,

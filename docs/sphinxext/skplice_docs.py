@@ -47,8 +47,9 @@ class ExampleOrder:
         tuple of (int, str)
             The position in ``EXAMPLE_ORDER`` (the end for unlisted files) and the name.
         """
-        position = EXAMPLE_ORDER.index(filename) if filename in EXAMPLE_ORDER else len(EXAMPLE_ORDER)
-        return position, filename
+        if filename in EXAMPLE_ORDER:
+            return EXAMPLE_ORDER.index(filename), filename
+        return len(EXAMPLE_ORDER), filename
 
     def __repr__(self):
         return f"{type(self).__name__}()"
