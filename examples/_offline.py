@@ -122,7 +122,9 @@ def tiny_random_clip():
 
     from skplice import CLIPEmbedder
 
-    config = Path(tempfile.mkdtemp()) / f"{_TINY_CLIP_NAME}.json"
-    config.write_text(json.dumps(_TINY_CLIP_CONFIG))
-    open_clip.add_model_config(config)
+    # open_clip reads the file when it is added and keeps the config in memory.
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / f"{_TINY_CLIP_NAME}.json"
+        config.write_text(json.dumps(_TINY_CLIP_CONFIG))
+        open_clip.add_model_config(config)
     return CLIPEmbedder(_TINY_CLIP_NAME, pretrained=None, device="cpu")
