@@ -10,8 +10,8 @@ object (backgrounds, context, co-occurring things).
 
 .. note::
 
-   **Which model.** The paper draws these histograms for image datasets (e.g.
-   CIFAR-100) with ``CLIPEmbedder("ViT-B-32", "laion2b_s34b_b79k")``: embed the images
+   **Which model.** The paper draws these histograms for image datasets with
+   ``CLIPEmbedder("ViT-B-32", "laion2b_s34b_b79k")``: embed the images
    with it and pass it as the ``encoder`` of :class:`~skplice.SpLiCETransformer`.
    To run offline, this example decomposes *captions* instead, embedded by the real
    all-MiniLM-L6-v2 sentence encoder (:class:`~skplice.TextEmbedder`), whose word

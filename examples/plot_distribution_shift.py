@@ -11,9 +11,8 @@ concept in each time window with a reference window and tests the differences.
 .. note::
 
    **Which model.** For a stream of images, embed them and the vocabulary with
-   ``CLIPEmbedder("ViT-B-32", "laion2b_s34b_b79k")``, the backbone of the SpLiCE
-   paper, whose shift analyses follow concept prevalence across the years of a
-   dataset. To run offline, this example decomposes *captions* embedded by the real
+   ``CLIPEmbedder("ViT-B-32", "laion2b_s34b_b79k")``, the SpLiCE paper's backbone.
+   To run offline, this example decomposes *captions* embedded by the real
    all-MiniLM-L6-v2 sentence encoder; the steps after the embedding are the same.
 """
 

@@ -14,8 +14,8 @@ draws it.
 
 .. note::
 
-   **Which model.** The paper's curves come from image datasets (CIFAR-10, CIFAR-100,
-   ImageNet, ...) with ``CLIPEmbedder("ViT-B-32", "laion2b_s34b_b79k")`` embedding
+   **Which model.** The paper's curves come from image classification datasets, with
+   ``CLIPEmbedder("ViT-B-32", "laion2b_s34b_b79k")`` embedding
    the images, the 10,000 most frequent LAION words and the prompts
    ``"a photo of a {}."``. To run offline, this example classifies *captions*
    embedded by the real all-MiniLM-L6-v2 sentence encoder; the captions never name

@@ -8,8 +8,8 @@ things unrelated to the label that merely co-occur with it. SpLiCE makes such
 co-occurrences visible: compare how often each concept appears in one group and in
 the rest, and test the difference.
 
-The SpLiCE paper found, for example, that images of women in a web dataset show
-swimwear far more often than images of men: a shortcut a gender classifier could
+The SpLiCE paper's example is a dataset whose images of women show swimwear far more
+often than its images of men: a shortcut that a classifier of the two classes could
 pick up. This example builds a small dataset with that bias on purpose and recovers it
 with :func:`~skplice.concept_differences`.
 
