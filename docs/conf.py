@@ -24,6 +24,8 @@ sys.path.insert(0, str(DOCS / "sphinxext"))
 
 os.environ.setdefault("SKPLICE_EXAMPLES_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Model-loading progress bars would clutter the examples' printed output.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 if os.environ["SKPLICE_EXAMPLES_OFFLINE"] == "1":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -125,7 +125,9 @@ print(f"{W.nnz / W.shape[0]:.1f} concepts per caption")
 # --------------
 # :func:`~skplice.plot_class_concepts` draws, for each class, the concepts present in
 # the largest fraction of its samples. Besides words for the objects themselves, the
-# contexts show up: *lake* and *harbour* for boats, *park* and *grass* for dogs.
+# contexts show up: *sky*, *sea* and *river* for boats, *park* and *grasses* for dogs,
+# *airport* for airplanes, *oven* for pizzas. So do the encoder's associations: Italian
+# words (*milan*, *della*) come with the pizzas.
 fig = plot_class_concepts(W, y, top=8, ncols=2)
 
 # %%
