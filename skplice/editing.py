@@ -58,15 +58,15 @@ class ConceptEditor(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    multipliers_ : ndarray of shape (n_features_in_,)
+    multipliers_ : ndarray of shape (`n_features_in_`,)
         The factor applied to each column: 0 for removed (or not kept) concepts, the
         scale factor for scaled ones, 1 for the rest.
-    concept_names_ : ndarray of shape (n_features_in_,) or None
+    concept_names_ : ndarray of shape (`n_features_in_`,) or None
         The concept names resolved at ``fit``; None when ``X`` carried none and no
         ``concepts`` were given (possible only without edits).
     n_features_in_ : int
         Number of features (concepts) seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during ``fit``, when ``X`` has string column names.
 
     See Also

@@ -103,7 +103,7 @@ def plot_class_concepts(
         Concepts shown per class.
     value : {"prevalence", "mean_weight"}, default="prevalence"
         What the bars show: the fraction of the class's samples with the concept,
-        or its mean weight (see :func:`~skplice.inspection.class_concept_summary`).
+        or its mean weight (see :func:`~skplice.class_concept_summary`).
     ncols : int, default=3
         Panels per row.
     figsize : (float, float) or None, default=None
