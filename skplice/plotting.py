@@ -1,5 +1,5 @@
 """Plots of SpLiCE concepts: an image beside its top concepts, class concept histograms,
-and the sparsity curves of :func:`~skplice.sweep.sparsity_sweep`.
+and the sparsity curves of :func:`~skplice.sparsity_sweep`.
 
 matplotlib is an optional dependency (``pip install "skplice[plot]"``), imported only
 when a plot is drawn.
@@ -156,7 +156,7 @@ def plot_sparsity_curve(results, *, axes=None):
     Parameters
     ----------
     results : pandas.DataFrame
-        The output of :func:`~skplice.sweep.sparsity_sweep`.
+        The output of :func:`~skplice.sparsity_sweep`.
     axes : sequence of matplotlib Axes or None, default=None
         Where to draw: one Axes for the cosine and, when ``results`` has an
         ``accuracy`` column, one for the accuracy. None makes a new figure.
