@@ -21,6 +21,7 @@ from sklearn.utils.validation import (
 from tqdm.auto import tqdm
 
 from skplice._device import resolve_device
+from skplice._oom import ShrinkingBatches
 from skplice._solvers import nonnegative_lasso
 from skplice.dictionary import build_dictionary
 
@@ -404,18 +405,29 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         mean = torch.as_tensor(self.image_mean_).to(device=device, dtype=dtype)
         blocks = [[] for _ in l1_values]
         not_converged = np.zeros(len(l1_values), dtype=int)
-        starts = range(0, X.shape[0], self.batch_size)
-        for start in tqdm(starts, desc="SpLiCE", unit="batch", disable=not self.verbose):
+
+        def solve(start, stop):
             # A copy per batch: inputs may be read-only memmaps, which torch cannot wrap.
-            batch = torch.tensor(X[start : start + self.batch_size], device=device)
-            z = self._centred(batch, mean)
-            codes = None
-            for i, l1 in enumerate(l1_values):
+            z = self._centred(torch.tensor(X[start:stop], device=device), mean)
+            codes, solved = None, []
+            for l1 in l1_values:
                 codes = nonnegative_lasso(
                     z, C, l1, solver=solver, tol=self.tol, max_iter=self.max_iter, init=codes
                 )
-                not_converged[i] += int((~codes.converged).sum())
-                blocks[i].append(_codes_to_csr(codes, C.shape[0], X.dtype))
+                solved.append((_codes_to_csr(codes, C.shape[0], X.dtype), codes.converged))
+            return solved
+
+        # Out of device memory, a batch is halved and solved again (see skplice._oom).
+        batches = ShrinkingBatches(
+            self.batch_size, what=f"{type(self).__name__} solver", device=device
+        )
+        progress = tqdm(total=X.shape[0], desc="SpLiCE", unit="sample", disable=not self.verbose)
+        with progress:
+            for start, stop, solved in batches.run(solve, X.shape[0]):
+                for i, (W, converged) in enumerate(solved):
+                    not_converged[i] += int((~converged).sum())
+                    blocks[i].append(W)
+                progress.update(stop - start)
         for l1, count in zip(l1_values, not_converged, strict=True):
             if count:
                 warnings.warn(
