@@ -527,7 +527,10 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
     # --------------------------------------------------------------- validation
 
     def _validate_embeddings(self, X, *, reset):
-        X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+        # C order: numpy's and torch's reductions sum in an order that depends on the
+        # memory layout, so a Fortran-ordered X (e.g. from a DataFrame) would otherwise
+        # give results that differ in the last bits.
+        X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32], order="C")
         zero = np.flatnonzero(~np.any(X != 0, axis=1))
         if zero.size:
             raise ValueError(
