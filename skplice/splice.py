@@ -24,6 +24,7 @@ from skplice._device import resolve_device
 from skplice._oom import ShrinkingBatches
 from skplice._rows import scaled_rows, unit_rows
 from skplice._solvers import nonnegative_lasso
+from skplice._tensors import tensor_to_numpy
 from skplice.dictionary import build_dictionary
 
 
@@ -544,6 +545,7 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         # C order: numpy's and torch's reductions sum in an order that depends on the
         # memory layout, so a Fortran-ordered X (e.g. from a DataFrame) would otherwise
         # give results that differ in the last bits.
+        X = tensor_to_numpy(X)  # e.g. float16/bfloat16 embeddings straight from a GPU model
         X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32], order="C")
         zero = np.flatnonzero(~np.any(X != 0, axis=1))
         if zero.size:
