@@ -127,6 +127,7 @@ def test_tensor_inputs_of_any_float_precision(fitted_on_gpu):
         splice.transform(torch.full((2, X.shape[1]), float("nan"), dtype=torch.bfloat16))
 
 
+@pytest.mark.filterwarnings("ignore:Objective did not converge")  # the float64 oracle's
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_low_precision_embeddings_are_decomposed_at_full_precision(
     tiny_clip, precision, monkeypatch
