@@ -169,7 +169,7 @@ def run_cluster(frame, embedder, splice, n_workers, args, out, tiny_config):
             n_workers=n_workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
             silence_logs=logging.ERROR,
         ) as cluster,
         Client(cluster) as client,
