@@ -54,4 +54,15 @@ class BatchSizeReducedWarning(UserWarning):
     failed batch is halved (down to one item) and retried, so the results are those of a
     run with the smaller ``batch_size``. The message says which ``batch_size`` to set to
     avoid the retries.
+
+    Examples
+    --------
+    Turn it into an error to find out which batch size fits, or filter it out:
+
+    >>> import warnings
+    >>> from skplice.exceptions import BatchSizeReducedWarning
+    >>> warnings.simplefilter("error", BatchSizeReducedWarning)
+    >>> warnings.resetwarnings()
+    >>> issubclass(BatchSizeReducedWarning, UserWarning)
+    True
     """

@@ -47,11 +47,12 @@ def transform_batches(estimator, X, *, batch_size=None, verbose=False):
     verbose : bool, default=False
         Show a progress bar counting input rows (with a total when ``X`` has a shape).
 
-    Yields
-    ------
-    result : object
-        ``estimator.transform(batch)`` for each batch, in input order (a scipy sparse
-        matrix for a :class:`~skplice.SpLiCETransformer` with ``sparse_output=True``).
+    Returns
+    -------
+    results : generator
+        Yields ``estimator.transform(batch)`` for each batch, in input order (a scipy
+        sparse matrix for a :class:`~skplice.SpLiCETransformer` with
+        ``sparse_output=True``). Nothing is read before the first result is asked for.
 
     Raises
     ------
