@@ -10,11 +10,11 @@ from skplice.inspection import (
     probe_report,
     top_concepts,
 )
-from skplice.plotting import plot_class_concepts, plot_image_concepts
+from skplice.plotting import plot_class_concepts, plot_image_concepts, plot_sparsity_curve
 from skplice.shift import concept_shift, concept_shift_over_time
 from skplice.splice import SpLiCETransformer
 from skplice.streaming import transform_batches
-from skplice.sweep import plot_sparsity_curve, sparsity_sweep
+from skplice.sweep import sparsity_sweep
 from skplice.vocabulary import load_vocabulary
 from skplice.zero_shot import ZeroShotClassifier
 

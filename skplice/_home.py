@@ -6,7 +6,7 @@ from pathlib import Path
 ENV_VAR = "SKPLICE_HOME"
 
 
-def get_data_home(data_home=None):
+def get_data_home(data_home=None, *, create=True):
     """Return the skplice cache folder, creating it if needed.
 
     Parameters
@@ -14,11 +14,13 @@ def get_data_home(data_home=None):
     data_home : str or path-like, default=None
         Folder to use. When None, the ``SKPLICE_HOME`` environment variable is
         used, and when that is unset, ``~/.cache/skplice``.
+    create : bool, default=True
+        Create the folder when it does not exist; False only names it.
 
     Returns
     -------
     pathlib.Path
-        The absolute path of the (existing) cache folder.
+        The absolute path of the cache folder (existing, unless ``create=False``).
 
     Examples
     --------
@@ -31,5 +33,6 @@ def get_data_home(data_home=None):
     if data_home is None:
         data_home = os.environ.get(ENV_VAR) or Path.home() / ".cache" / "skplice"
     path = Path(data_home).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path

@@ -37,6 +37,11 @@ _GATHER_CHUNK = 64
 # Working-set size of the first, approximate round and of the following rounds.
 _FIRST_WORKING_SET = 32
 _WORKING_SET = 64
+# Working-set sizes are multiples of this, so that rows share groups.
+_SIZE_STEP = 32
+# Float64 entries of the per-row working-set Gram matrices held at once: groups of
+# rows with large working sets are solved in chunks, which bounds memory at any l1.
+_GRAM_BUDGET = 2**23
 # Block principal pivoting exchanges before a row falls back to the slower but
 # monotone Lawson-Hanson method (pivoting can cycle on singular working sets).
 _MAX_PIVOTING = 30
@@ -143,8 +148,9 @@ def _active_set(Z, C, l1, *, tol, max_iter, init):
 
     # Rows whose gradient at w = 0 is non-negative are solved by w = 0.
     zero = grad.min(dim=1).values >= -tol
-    converged[zero] = True
-    rows, grad = rows[~zero], grad[~zero]
+    if bool(zero.any()):
+        converged[zero] = True
+        rows, grad = rows[~zero], grad[~zero]
     # Beyond n_features concepts a working set's Gram matrix is singular: an optimal
     # support never needs more (in general position), and pivoting would stall.
     limit = min(k, max(Z.shape[1], _FIRST_WORKING_SET))
@@ -157,15 +163,20 @@ def _active_set(Z, C, l1, *, tol, max_iter, init):
         previous = init.values[rows] > 0
         kept = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, init.indices[rows], previous)
     # Rows are processed in groups sharing a working-set size, so that the few
-    # rows with large supports do not make every row pay for large systems.
-    groups = [(rows, *_next_working_set(grad, kept, kept, size, tol))] if rows.numel() else []
+    # rows with large supports do not make every row pay for large systems. A group
+    # also carries the Gram block of the concepts its rows already had (none here).
+    groups = []
+    if rows.numel():
+        working, free = _next_working_set(grad, kept, kept, size, tol)
+        known = _nothing_known(rows, working)
+        groups = _bounded([(rows, working, free, *known)])
 
     for round_ in range(1, max_iter + 1):
         pending = {}
-        for rows, working, free in groups:
+        for rows, working, free, known_gram, known_corr in groups:
             n_iter[rows] = round_
             z = Z[rows]
-            gram, corr = _working_set_gram(C64, working, z.double())
+            gram, corr = _working_set_gram(C64, working, z.double(), known_gram, known_corr)
             weights, free, pivoting_done = _solve_working_sets(
                 gram, corr - l1 / 2, free, tol / 2, ridge, max_free=Z.shape[1]
             )
@@ -182,23 +193,57 @@ def _active_set(Z, C, l1, *, tol, max_iter, init):
             if bool(finished.all()):
                 continue
             left = ~finished
-            rows, working, weights, free, grad = (
-                t[left] for t in (rows, working, weights, free, grad)
+            rows, working, weights, free, gram, corr = (
+                t[left] for t in (rows, working, weights, free, gram, corr)
             )
             # Keep the support; a row whose pivoting hit its bound keeps everything.
             keep = free | (weights > 0) | ~pivoting_done[left][:, None]
+            size = working.shape[1]
+            needed = _working_set_sizes(keep.sum(dim=1), size, limit)
+            if size + _SIZE_STEP <= limit:
+                # Grow: the working set keeps all its concepts (and their Gram block,
+                # computed once) and gains the most violating others.
+                needed = torch.clamp(needed, min=size + _SIZE_STEP)
+                newcomer_values, newcomer_indices = _most_violating(
+                    grad, left, int(needed.max()) - size
+                )
+                for new_size in torch.unique(needed).tolist():
+                    members = needed == new_size
+                    slots = slice(0, new_size - size)
+                    pending.setdefault((size, new_size), []).append(
+                        (
+                            rows[members],
+                            torch.cat([working[members], newcomer_indices[members, slots]], 1),
+                            torch.cat(
+                                [
+                                    free[members] & keep[members],
+                                    newcomer_values[members, slots] < -tol,
+                                ],
+                                1,
+                            ),
+                            gram[members],
+                            corr[members],
+                        )
+                    )
+                continue
+            grad = grad[left]
+            # At the size limit: rebuild from the kept concepts and the most violating.
             kept = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, working, keep)
             kept_free = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, working, free & keep)
-            # Working sets hold the kept concepts with room for as many newcomers
-            # again; sizes are powers of two so that rows share groups.
-            needed = _working_set_sizes(keep.sum(dim=1), working.shape[1], limit)
             for new_size in torch.unique(needed).tolist():
                 members = needed == new_size
                 nxt = _next_working_set(
                     grad[members], kept[members], kept_free[members], new_size, tol
                 )
-                pending.setdefault(new_size, []).append((rows[members], *nxt))
+                pending.setdefault((0, new_size), []).append(
+                    (
+                        rows[members],
+                        *nxt,
+                        *_nothing_known(rows[members], nxt[0]),
+                    )
+                )
         groups = [tuple(map(torch.cat, zip(*parts, strict=True))) for parts in pending.values()]
+        groups = _bounded(groups)
         if not groups:
             break
 
@@ -206,17 +251,42 @@ def _active_set(Z, C, l1, *, tol, max_iter, init):
     return SparseCodes(indices, values.to(Z.dtype), n_iter, converged)
 
 
+def _most_violating(grad, rows, count):
+    """The ``count`` smallest gradient entries (values and concepts) of the selected rows.
+
+    Selecting rows copies a (rows, n_concepts) array, which costs about as much as
+    the selection itself: with most rows selected, select among the top entries.
+    """
+    if 2 * int(rows.sum()) > rows.numel():
+        values, indices = grad.topk(count, dim=1, largest=False)
+        return values[rows], indices[rows]
+    return grad[rows].topk(count, dim=1, largest=False)
+
+
+def _bounded(groups):
+    """Split groups so that each holds at most _GRAM_BUDGET Gram entries."""
+    chunks = []
+    for group in groups:
+        rows_per_chunk = max(1, _GRAM_BUDGET // group[1].shape[1] ** 2)
+        chunks.extend(zip(*(t.split(rows_per_chunk) for t in group), strict=True))
+    return chunks
+
+
 def _working_set_sizes(n_kept, size, limit):
-    """Per-row working-set size: a power of two at least 1.5 x the kept concepts."""
+    """Per-row working-set size: a multiple of _SIZE_STEP at least 1.5 x the kept concepts.
+
+    Rounding to a multiple (rather than a power of two) keeps the working sets of
+    rows with large supports tight: their cost grows with the square of the size.
+    """
     target = torch.clamp(n_kept * 3 // 2, min=size)
-    return torch.clamp(2 ** torch.ceil(torch.log2(target.double())).long(), max=limit)
+    return torch.clamp((target + _SIZE_STEP - 1) // _SIZE_STEP * _SIZE_STEP, max=limit)
 
 
 def _next_working_set(grad, kept, kept_free, size, tol):
     """Working set = the kept concepts, then the most violating others, sorted by index.
 
-    ``grad`` is overwritten. Returns the (rows, size) working set and which of
-    its entries start in the free set: kept free ones and new violators.
+    ``grad`` is overwritten where ``kept``. Returns the (rows, size) working set and
+    which of its entries start in the free set: kept free ones and new violators.
     """
     if kept is not None:
         grad[kept] = -torch.inf
@@ -227,17 +297,32 @@ def _next_working_set(grad, kept, kept_free, size, tol):
     return working, free
 
 
-def _working_set_gram(C64, working, z64):
-    """Per-row float64 Gram matrix of the working set and its correlations with the signal."""
+def _nothing_known(rows, working):
+    """Empty known Gram block and correlations, for working sets built from scratch."""
+    empty = torch.empty(rows.shape[0], 0, 0, dtype=torch.float64, device=working.device)
+    return empty, empty.new_empty(rows.shape[0], 0)
+
+
+def _working_set_gram(C64, working, z64, known_gram, known_corr):
+    """Per-row float64 Gram matrix of the working set and its correlations with the signal.
+
+    The first ``known_gram.shape[1]`` concepts of each working set are those of the
+    previous round, whose block is reused: only the newcomers' rows are computed.
+    """
     rows, size = working.shape
+    old = known_gram.shape[1]
     gram = torch.empty(rows, size, size, dtype=torch.float64, device=C64.device)
-    corr = torch.empty(rows, size, 1, dtype=torch.float64, device=C64.device)
+    corr = torch.empty(rows, size, dtype=torch.float64, device=C64.device)
+    gram[:, :old, :old] = known_gram
+    corr[:, :old] = known_corr
     for start in range(0, rows, _GATHER_CHUNK):
         stop = start + _GATHER_CHUNK
         block = C64[working[start:stop]]
-        torch.bmm(block, block.transpose(1, 2), out=gram[start:stop])
-        torch.bmm(block, z64[start:stop, :, None], out=corr[start:stop])
-    return gram, corr.squeeze(2)
+        new = torch.bmm(block[:, old:], block.transpose(1, 2))
+        gram[start:stop, old:] = new
+        gram[start:stop, :old, old:] = new[:, :, :old].transpose(1, 2)
+        corr[start:stop, old:] = torch.bmm(block[:, old:], z64[start:stop, :, None]).squeeze(2)
+    return gram, corr
 
 
 def _kkt_violation(grad, working, weights):
@@ -364,7 +449,6 @@ def _solve_on_free_set(gram, target, free, ridge, rows):
     a batched Cholesky factorisation of the compacted system: the cost of a
     Cholesky solve grows steeply with its size.
     """
-    size = target.shape[1]
     free, target = free[rows], target[rows]
     weights = torch.zeros_like(target)
     residual = -target
@@ -374,18 +458,18 @@ def _solve_on_free_set(gram, target, free, ridge, rows):
         if b == 0:
             continue  # empty free set: w = 0
         group = (bucket == b).nonzero().squeeze(1)
-        width = min(b * _SOLVE_BUCKET, size)
+        width = min(b * _SOLVE_BUCKET, target.shape[1])
         order = free_first[group, :width]
         mask = free[group].gather(1, order).to(gram.dtype)
-        columns = gram.index_select(0, rows[group])
-        columns = columns.gather(2, order[:, None, :].expand(-1, size, -1))
-        system = columns.gather(1, order[:, :, None].expand(-1, -1, width))
+        # Only the free rows of each Gram matrix are read (gram is symmetric).
+        free_rows = gram[rows[group][:, None], order]
+        system = free_rows.gather(2, order[:, None, :].expand(-1, width, -1))
         system *= mask[:, :, None] * mask[:, None, :]
         system.diagonal(dim1=1, dim2=2).add_(1.0 - mask + ridge * mask)
         t = target[group]
         solution = _spd_solve(system, t.gather(1, order) * mask) * mask
         weights[group] = torch.zeros_like(t).scatter_(1, order, solution)
-        residual[group] = torch.bmm(columns, solution[:, :, None]).squeeze(2) - t
+        residual[group] = torch.bmm(solution[:, None, :], free_rows).squeeze(1) - t
     return weights, residual
 
 

@@ -63,7 +63,9 @@ def require_names(names, purpose, argument):
             "SpLiCETransformer(sparse_output=False).set_output(transform='pandas'); (2) "
             "the sparse matrix returned by SpLiCETransformer.transform, which carries them "
             "in its concept_names attribute (scipy operations that build a new matrix drop "
-            f"it); or (3) {argument}=<list of names, one per column>, e.g. "
+            "it, e.g. the row splits of cross-validation: in a grid search, put the "
+            "SpLiCETransformer in the same Pipeline, before this step); or (3) "
+            f"{argument}=<list of names, one per column>, e.g. "
             f"{argument}=splice.get_feature_names_out()."
         )
     return names

@@ -58,15 +58,15 @@ class ConceptEditor(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    multipliers_ : ndarray of shape (n_features_in_,)
+    multipliers_ : ndarray of shape (`n_features_in_`,)
         The factor applied to each column: 0 for removed (or not kept) concepts, the
         scale factor for scaled ones, 1 for the rest.
-    concept_names_ : ndarray of shape (n_features_in_,) or None
+    concept_names_ : ndarray of shape (`n_features_in_`,) or None
         The concept names resolved at ``fit``; None when ``X`` carried none and no
         ``concepts`` were given (possible only without edits).
     n_features_in_ : int
         Number of features (concepts) seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during ``fit``, when ``X`` has string column names.
 
     See Also
@@ -149,17 +149,22 @@ class ConceptEditor(TransformerMixin, BaseEstimator):
         Returns
         -------
         X_edited : ndarray or sparse matrix of shape (n_samples, n_concepts)
-            The edited weights, in ``X``'s precision. A CSR or CSC input keeps its
-            format (other sparse formats become CSR), drops the zeroed entries and
-            carries the concept names in a ``concept_names`` attribute. A DataFrame
-            comes back as a DataFrame with ``set_output(transform="pandas")``.
+            The edited weights, in ``X``'s precision. A sparse input keeps its
+            format (CSR, CSC, COO, ...) and its kind (``scipy.sparse`` matrix or
+            array), drops the zeroed entries and carries the concept names in a
+            ``concept_names`` attribute. A DataFrame comes back as a DataFrame with
+            ``set_output(transform="pandas")``.
         """
         check_is_fitted(self)
         carried = carried_names(X)
+        sparse_format = X.format if sp.issparse(X) else None
         X = self._validate(X, reset=False)
         if carried is not None and self.concept_names_ is not None:
             check_same_names(self.concept_names_, carried, "fit", "X")
         edited = _scale_columns(X, self.multipliers_)
+        if sparse_format is not None and edited.format != sparse_format:
+            # Validation turned it into CSR to edit; give it back in the format it came in.
+            edited = edited.asformat(sparse_format)
         if sp.issparse(edited) and self.concept_names_ is not None:
             edited.concept_names = self.concept_names_
         return edited

@@ -131,7 +131,7 @@ class _BaseEmbedder(TransformerMixin, BaseEstimator):
         return self
 
     def get_feature_names_out(self, input_features=None):
-        """Names of the embedding dimensions: ``<classname>0``, ``<classname>1``, ...
+        """Return the names of the embedding dimensions: ``<classname>0``, ``<classname>1``, ...
 
         Parameters
         ----------

@@ -8,7 +8,7 @@ class ImageLoadError(OSError, ValueError):
     and a :class:`ValueError` (the input was not a usable image), so either ``except``
     catches it. The original exception is chained as ``__cause__``.
 
-    Attributes
+    Parameters
     ----------
     index : int
         Position of the item in the input sequence.
@@ -17,6 +17,26 @@ class ImageLoadError(OSError, ValueError):
         array or bytes).
     reason : str
         Why the item could not be used.
+
+    Attributes
+    ----------
+    index : int
+        Position of the item in the input sequence.
+    source : str
+        The file path, or a short description of an in-memory item.
+    reason : str
+        Why the item could not be used.
+
+    Examples
+    --------
+    >>> from skplice.exceptions import ImageLoadError
+    >>> error = ImageLoadError(3, "'photos/broken.jpg'", "OSError: image file is truncated")
+    >>> print(error)
+    Could not load image 3 ('photos/broken.jpg'): OSError: image file is truncated
+    >>> isinstance(error, OSError) and isinstance(error, ValueError)
+    True
+    >>> error.index, error.reason
+    (3, 'OSError: image file is truncated')
     """
 
     def __init__(self, index, source, reason):
@@ -32,12 +52,37 @@ class ImageLoadError(OSError, ValueError):
 class SkippedImagesWarning(UserWarning):
     """Some images were skipped because they could not be loaded (``on_error="skip"``).
 
+    :class:`~skplice.CLIPEmbedder` emits one such warning per call, listing every
+    skipped item.
+
+    Parameters
+    ----------
+    message : str
+        The warning's text.
+    skipped : sequence of tuple (int, str, str), default=()
+        ``(index, source, reason)`` for every skipped item, in input order.
+    kept : array-like of int, default=()
+        Positions (in the input sequence) of the rows that were embedded, in order.
+
     Attributes
     ----------
     skipped : list of tuple (int, str, str)
         ``(index, source, reason)`` for every skipped item, in input order.
     kept : ndarray of int
         Positions (in the input sequence) of the rows that were embedded, in order.
+
+    Examples
+    --------
+    Catch the warning to learn which images were left out:
+
+    >>> import warnings
+    >>> from skplice.exceptions import SkippedImagesWarning
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warnings.warn(SkippedImagesWarning(
+    ...         "Skipped 1 of 3 images", [(1, "'b.jpg'", "file not found")], [0, 2]))
+    >>> caught[0].message.skipped, caught[0].message.kept
+    ([(1, "'b.jpg'", 'file not found')], [0, 2])
     """
 
     def __init__(self, message, skipped=(), kept=()):

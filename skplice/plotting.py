@@ -1,4 +1,5 @@
-"""Plots of SpLiCE concepts: an image beside its top concepts, and class concept histograms.
+"""Plots of SpLiCE concepts: an image beside its top concepts, class concept histograms,
+and the sparsity curves of :func:`~skplice.sweep.sparsity_sweep`.
 
 matplotlib is an optional dependency (``pip install "skplice[plot]"``), imported only
 when a plot is drawn.
@@ -14,9 +15,14 @@ from skplice._images import load_rgb
 from skplice._weights import check_weights
 from skplice.inspection import class_concept_summary, top_concepts
 
-__all__ = ["plot_class_concepts", "plot_image_concepts"]
+__all__ = ["plot_class_concepts", "plot_image_concepts", "plot_sparsity_curve"]
 
 _VALUE_LABELS = {"prevalence": "prevalence (fraction of samples)", "mean_weight": "mean weight"}
+_SWEEP_LABELS = {
+    "mean_l0": "Mean number of concepts (l0)",
+    "mean_cosine": "Mean cosine(embedding, reconstruction)",
+    "accuracy": "Accuracy",
+}
 
 
 def plot_image_concepts(image, weights, concept_names=None, *, n=10, axes=None):
@@ -97,7 +103,7 @@ def plot_class_concepts(
         Concepts shown per class.
     value : {"prevalence", "mean_weight"}, default="prevalence"
         What the bars show: the fraction of the class's samples with the concept,
-        or its mean weight (see :func:`~skplice.inspection.class_concept_summary`).
+        or its mean weight (see :func:`~skplice.class_concept_summary`).
     ncols : int, default=3
         Panels per row.
     figsize : (float, float) or None, default=None
@@ -140,6 +146,66 @@ def plot_class_concepts(
     for ax in grid.ravel()[len(classes) :]:
         fig.delaxes(ax)
     return fig
+
+
+def plot_sparsity_curve(results, *, axes=None):
+    """Plot cosine and accuracy against the mean number of concepts.
+
+    Needs matplotlib (``pip install "skplice[plot]"``).
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        The output of :func:`~skplice.sweep.sparsity_sweep`.
+    axes : sequence of matplotlib Axes or None, default=None
+        Where to draw: one Axes for the cosine and, when ``results`` has an
+        ``accuracy`` column, one for the accuracy. None makes a new figure.
+
+    Returns
+    -------
+    figure : matplotlib.figure.Figure
+        The figure holding the plots. The SpLiCE curve is drawn with markers,
+        ordered by number of concepts; the dense embeddings' accuracy is a
+        dashed horizontal line.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import pandas as pd
+    >>> from skplice import plot_sparsity_curve
+    >>> results = pd.DataFrame({
+    ...     "representation": ["splice", "splice", "dense"], "l1": [0.1, 0.3, None],
+    ...     "mean_l0": [40.0, 8.0, None], "mean_cosine": [0.9, 0.7, 1.0],
+    ...     "accuracy": [0.8, 0.6, 0.85]})
+    >>> figure = plot_sparsity_curve(results)
+    >>> [ax.get_ylabel() for ax in figure.axes]
+    ['Mean cosine(embedding, reconstruction)', 'Accuracy']
+    """
+    missing = {"representation", "mean_l0", "mean_cosine"} - set(results.columns)
+    if missing:
+        raise ValueError(
+            f"results lacks the columns {sorted(missing)}; pass the output of sparsity_sweep."
+        )
+    plt = _pyplot()
+    columns = ["mean_cosine", "accuracy"] if "accuracy" in results else ["mean_cosine"]
+    if axes is None:
+        _, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 3.8), squeeze=False)
+        axes = axes[0]
+    elif len(axes) != len(columns):
+        raise ValueError(f"axes must hold {len(columns)} Axes, one per plot of {columns}.")
+    curve = results[results["representation"] == "splice"].sort_values("mean_l0")
+    dense = results[results["representation"] == "dense"]
+    for ax, column in zip(axes, columns, strict=True):
+        ax.plot(curve["mean_l0"], curve[column], marker="o", label="SpLiCE")
+        if column == "accuracy" and not dense.empty:
+            ax.axhline(dense[column].iloc[0], linestyle="--", color="gray", label="dense")
+        ax.set_xlabel(_SWEEP_LABELS["mean_l0"])
+        ax.set_ylabel(_SWEEP_LABELS[column])
+        ax.legend()
+    figure = axes[0].figure
+    figure.tight_layout()
+    return figure
 
 
 def _bars(ax, concepts, values):

@@ -46,7 +46,7 @@ def concept_shift(W_reference, W_new, concept_names=None, *, alternative="two-si
         ``prevalence_diff`` (new - reference), ``cohens_h``, ``log_odds_ratio``,
         ``mean_weight_new``, ``mean_weight_reference``, ``mean_weight_diff``,
         ``p_value`` and ``p_adjusted``, as in
-        :func:`~skplice.inspection.concept_differences`.
+        :func:`~skplice.concept_differences`.
 
     Examples
     --------

@@ -67,7 +67,7 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         None uses ``CLIPEmbedder()`` with its defaults (on ``device``), which
         shares its model with a ``CLIPEmbedder()`` earlier in the pipeline. The
         encoded dictionary is cached on disk (see
-        :func:`skplice.dictionary.encode_concepts`), so a second fit is instant.
+        :func:`skplice.encode_concepts`), so a second fit is instant.
     template : str or None, default=None
         Prompt template with one ``{}`` used to encode each concept, e.g.
         ``"a photo of {}"``; None encodes bare concepts, as the paper does.
@@ -119,7 +119,7 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         Number of embeddings that ``image_mean_`` averages.
     n_features_in_ : int
         Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during ``fit``, when ``X`` has string column names.
 
     See Also

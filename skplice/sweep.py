@@ -8,17 +8,12 @@ import scipy.sparse as sp
 from sklearn.metrics import accuracy_score
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 
-from skplice._deps import import_optional
+# plot_sparsity_curve moved to skplice.plotting; still importable from here.
+from skplice.plotting import plot_sparsity_curve  # noqa: F401
 from skplice.splice import SpLiCETransformer
 from skplice.zero_shot import ZeroShotClassifier
 
-__all__ = ["plot_sparsity_curve", "sparsity_sweep"]
-
-_AXIS_LABELS = {
-    "mean_l0": "Mean number of concepts (l0)",
-    "mean_cosine": "Mean cosine(embedding, reconstruction)",
-    "accuracy": "Accuracy",
-}
+__all__ = ["sparsity_sweep"]
 
 
 def sparsity_sweep(splice, X, y=None, *, l1_values, classifier=None):
@@ -114,66 +109,6 @@ def sparsity_sweep(splice, X, y=None, *, l1_values, classifier=None):
         dense["accuracy"] = accuracy_score(y, classifier.predict(X))
     rows.append(dense)
     return pd.DataFrame(rows)
-
-
-def plot_sparsity_curve(results, *, axes=None):
-    """Plot cosine and accuracy against the mean number of concepts.
-
-    Needs matplotlib (``pip install "skplice[plot]"``).
-
-    Parameters
-    ----------
-    results : pandas.DataFrame
-        The output of :func:`sparsity_sweep`.
-    axes : sequence of matplotlib Axes or None, default=None
-        Where to draw: one Axes for the cosine and, when ``results`` has an
-        ``accuracy`` column, one for the accuracy. None makes a new figure.
-
-    Returns
-    -------
-    figure : matplotlib.figure.Figure
-        The figure holding the plots. The SpLiCE curve is drawn with markers,
-        ordered by number of concepts; the dense embeddings' accuracy is a
-        dashed horizontal line.
-
-    Examples
-    --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
-    >>> import pandas as pd
-    >>> from skplice import plot_sparsity_curve
-    >>> results = pd.DataFrame({
-    ...     "representation": ["splice", "splice", "dense"], "l1": [0.1, 0.3, None],
-    ...     "mean_l0": [40.0, 8.0, None], "mean_cosine": [0.9, 0.7, 1.0],
-    ...     "accuracy": [0.8, 0.6, 0.85]})
-    >>> figure = plot_sparsity_curve(results)
-    >>> [ax.get_ylabel() for ax in figure.axes]
-    ['Mean cosine(embedding, reconstruction)', 'Accuracy']
-    """
-    missing = {"representation", "mean_l0", "mean_cosine"} - set(results.columns)
-    if missing:
-        raise ValueError(
-            f"results lacks the columns {sorted(missing)}; pass the output of sparsity_sweep."
-        )
-    plt = import_optional("matplotlib.pyplot")
-    columns = ["mean_cosine", "accuracy"] if "accuracy" in results else ["mean_cosine"]
-    if axes is None:
-        _, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 3.8), squeeze=False)
-        axes = axes[0]
-    elif len(axes) != len(columns):
-        raise ValueError(f"axes must hold {len(columns)} Axes, one per plot of {columns}.")
-    curve = results[results["representation"] == "splice"].sort_values("mean_l0")
-    dense = results[results["representation"] == "dense"]
-    for ax, column in zip(axes, columns, strict=True):
-        ax.plot(curve["mean_l0"], curve[column], marker="o", label="SpLiCE")
-        if column == "accuracy" and not dense.empty:
-            ax.axhline(dense[column].iloc[0], linestyle="--", color="gray", label="dense")
-        ax.set_xlabel(_AXIS_LABELS["mean_l0"])
-        ax.set_ylabel(_AXIS_LABELS[column])
-        ax.legend()
-    figure = axes[0].figure
-    figure.tight_layout()
-    return figure
 
 
 def _fitted_classifier(classifier, splice, X, y):

@@ -47,7 +47,17 @@ NAMED_VOCABULARIES = tuple(_NAMED)
 
 
 class VocabularyDownloadError(OSError):
-    """A named vocabulary could not be downloaded or failed its sha256 check."""
+    """A named vocabulary could not be downloaded or failed its sha256 check.
+
+    :func:`load_vocabulary` raises it with a message naming the address, the cause,
+    the path where the file can be placed by hand and its expected sha256.
+
+    Examples
+    --------
+    >>> from skplice.vocabulary import VocabularyDownloadError
+    >>> issubclass(VocabularyDownloadError, OSError)
+    True
+    """
 
 
 def load_vocabulary(vocabulary="laion", size=None, *, clean=False, data_home=None):

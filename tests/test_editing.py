@@ -161,6 +161,7 @@ def test_no_names_explains_the_three_ways(weights):
     assert "concepts=splice.get_feature_names_out()" in message
     # A sparse matrix rebuilt by scipy has lost its names, and the message says so.
     assert "scipy operations that build a new matrix drop it" in message
+    assert "cross-validation" in message and "same Pipeline" in message
 
 
 def test_unknown_names_list_close_matches(weights):
@@ -214,9 +215,15 @@ def test_sparse_input_keeps_its_format_and_drops_zeroed_entries(weights, fmt, co
     assert list(edited.concept_names) == NAMES
 
 
-def test_other_sparse_formats_become_csr(weights):
-    edited = ConceptEditor(remove=["dog"], concepts=NAMES).fit_transform(sp.coo_matrix(weights))
-    assert edited.format == "csr"
+@pytest.mark.parametrize("fmt", ["coo", "lil", "dok", "bsr", "dia"])
+@pytest.mark.parametrize("container", [sp.csr_matrix, sp.csr_array])
+def test_every_sparse_format_is_kept(weights, fmt, container):
+    W = container(weights).asformat(fmt)
+    edited = ConceptEditor(remove=["dog"], scale={"cat": 2}, concepts=NAMES).fit_transform(W)
+    assert edited.format == fmt and type(edited) is type(W)
+    expected = weights * [1, 1, 1, 1, 0, 2]
+    np.testing.assert_array_equal(edited.toarray(), expected)
+    assert list(edited.concept_names) == NAMES
 
 
 def test_dense_float32_stays_float32(weights):
@@ -387,6 +394,25 @@ def test_grid_search_over_edits(planted):
     scores = search.cv_results_["mean_test_score"]
     assert scores[0] > 0.95 and scores[1] < 0.65
     assert search.best_params_ == {"concepteditor__remove": None}
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["plain", "memory"])
+def test_names_reach_the_editor_in_every_fold_of_a_grid_search(planted, cached, tmp_path):
+    # Cross-validation slices the dense embeddings; each fold's SpLiCETransformer output
+    # carries the concept names to the editor, so no concepts= is needed.
+    (X_train, _), (y_train, _) = planted["X"], planted["y"]
+    pipe = make_pipeline(
+        clone(planted["splice"]),
+        ConceptEditor(),
+        LogisticRegression(),
+        memory=str(tmp_path) if cached else None,
+    )
+    search = GridSearchCV(
+        pipe, {"concepteditor__remove": [None, ["stripes"]]}, cv=3, error_score="raise"
+    ).fit(X_train, y_train)
+    scores = search.cv_results_["mean_test_score"]
+    assert scores[0] > 0.95 and scores[1] < 0.65
+    assert search.best_estimator_[1].concept_names_[7] == "stripes"
 
 
 def test_clip_pipeline_on_real_photos(tiny_clip):
