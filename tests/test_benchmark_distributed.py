@@ -1,10 +1,8 @@
-"""The distributed example and benchmark run (offline, at tiny sizes) and agree with a
-local run."""
+"""The distributed benchmark runs (offline, at tiny sizes) and agrees with a local run.
+
+(tests/test_docs.py runs examples/plot_distributed.py with the other gallery examples.)"""
 
 import importlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,31 +12,6 @@ pytest.importorskip("pyarrow")
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:No pretrained weights")]
 
 ROOT = Path(__file__).resolve().parents[1]
-
-_RUN_EXAMPLE = """
-import runpy, sys
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-runpy.run_path(sys.argv[1], run_name="__main__")
-assert plt.get_fignums(), "no figure"
-"""
-
-
-def test_example_runs_as_a_script(tmp_path):
-    """Run the way a user (or a gallery test) runs it: as __main__, from a file, so that
-    spawned workers re-import it."""
-    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-c", _RUN_EXAMPLE, str(ROOT / "examples" / "plot_distributed.py")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "identical to the local run" in result.stdout
 
 
 def test_benchmark_table(monkeypatch, tmp_path):
