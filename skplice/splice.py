@@ -105,7 +105,7 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         same width as the input). Reconstructions replace dense CLIP embeddings
         for any model that expects them, e.g. a zero-shot classifier.
     verbose : bool, default=False
-        Show a progress bar over batches.
+        Show a progress bar counting the samples solved.
 
     Attributes
     ----------
