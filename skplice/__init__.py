@@ -13,6 +13,7 @@ from skplice.inspection import (
 from skplice.plotting import plot_class_concepts, plot_image_concepts, plot_sparsity_curve
 from skplice.shift import concept_shift, concept_shift_over_time
 from skplice.splice import SpLiCETransformer
+from skplice.streaming import transform_batches
 from skplice.sweep import sparsity_sweep
 from skplice.vocabulary import load_vocabulary
 from skplice.zero_shot import ZeroShotClassifier
@@ -41,4 +42,5 @@ __all__ = [
     "probe_report",
     "sparsity_sweep",
     "top_concepts",
+    "transform_batches",
 ]

@@ -27,6 +27,9 @@ def resolve_device(device=None):
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} asks for CUDA, but torch sees no CUDA device on this "
-            "machine; use device='cpu' or device=None."
+            "machine; use device='cpu' or device=None (CUDA when available). An estimator "
+            "fitted on a GPU machine keeps its fitted state in NumPy and runs here once "
+            "its device is changed: estimator.set_params(device=None), or "
+            "pipeline.set_params(<step>__device=None) for a step of a pipeline."
         )
     return resolved

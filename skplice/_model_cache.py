@@ -9,8 +9,10 @@ other model construction draws from torch's global generator).
 """
 
 import threading
+from collections import Counter
 
 _MODELS = {}
+_LOADS = Counter()  # how many times each key was loaded in this process
 _LOAD_LOCK = threading.RLock()
 
 
@@ -33,12 +35,32 @@ def get_or_load(key, loader):
     with _LOAD_LOCK:
         if key not in _MODELS:
             _MODELS[key] = loader()
+            _LOADS[key] += 1
         return _MODELS[key]
 
 
 def cached_keys():
     """Keys of the models currently held, in load order."""
     return list(_MODELS)
+
+
+def load_counts():
+    """How many times each key was loaded in this process (reloads after ``clear`` count).
+
+    A diagnostic: on a Dask worker, ``client.run(load_counts)`` shows that each
+    worker process loaded its model once, however many tasks it ran.
+
+    Examples
+    --------
+    >>> from skplice import _model_cache
+    >>> _ = _model_cache.get_or_load(("doctest-count",), object)
+    >>> _ = _model_cache.get_or_load(("doctest-count",), object)
+    >>> _model_cache.load_counts()[("doctest-count",)]
+    1
+    >>> _model_cache.clear(lambda key: key[0] == "doctest-count")
+    1
+    """
+    return dict(_LOADS)
 
 
 def clear(predicate=None):

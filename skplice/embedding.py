@@ -9,6 +9,7 @@ the model by name or path wherever they are unpickled.
 import os
 import warnings
 from contextlib import closing
+from functools import partial
 from numbers import Integral
 from typing import ClassVar
 
@@ -20,6 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from . import _clip_backend, _model_cache, _text_backend
 from ._device import resolve_device
 from ._images import as_image_list, describe, load_rgb
+from ._oom import ShrinkingBatches, call_with_shrinking_batch
 from ._prefetch import prefetched_batches
 from .exceptions import ImageLoadError, SkippedImagesWarning
 
@@ -369,6 +371,13 @@ class CLIPEmbedder(_BaseEmbedder):
 
         batches = prefetched_batches(load, n, self.batch_size, effective_n_jobs(self.n_jobs))
         progress = tqdm(total=n, disable=not self.verbose, desc="CLIPEmbedder", unit="image")
+
+        def encode(pixels, start, stop):
+            chunk = pixels[start:stop].to(device=bundle.device, dtype=bundle.input_dtype)
+            return _finish(bundle.model.encode_image(chunk), self.normalize)
+
+        # Out of device memory, a batch is halved and encoded again (see skplice._oom).
+        forward = ShrinkingBatches(self.batch_size, what="CLIPEmbedder", device=bundle.device)
         with closing(batches), progress, torch.inference_mode():
             for batch in batches:
                 good = []
@@ -380,11 +389,10 @@ class CLIPEmbedder(_BaseEmbedder):
                     else:
                         skipped.append((i, error.source, error.reason))
                 if good:
-                    rows = [i for i, _ in good]
-                    pixels = torch.stack([t for _, t in good]).to(
-                        device=bundle.device, dtype=bundle.input_dtype
-                    )
-                    out[rows] = _finish(bundle.model.encode_image(pixels), self.normalize)
+                    rows = np.array([i for i, _ in good])
+                    pixels = torch.stack([t for _, t in good])
+                    for start, stop, features in forward.run(partial(encode, pixels), len(rows)):
+                        out[rows[start:stop]] = features
                     loaded[rows] = True
                 progress.update(len(batch))
         kept = np.flatnonzero(loaded)
@@ -418,11 +426,15 @@ class CLIPEmbedder(_BaseEmbedder):
         progress = tqdm(
             total=len(texts), disable=not self.verbose, desc="CLIPEmbedder text", unit="text"
         )
+
+        def encode(start, stop):
+            tokens = tokenizer(texts[start:stop]).to(bundle.device)
+            return _finish(bundle.model.encode_text(tokens), self.normalize)
+
+        batches = ShrinkingBatches(self.batch_size, what="CLIPEmbedder", device=bundle.device)
         with progress, torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
-                stop = min(start + self.batch_size, len(texts))
-                tokens = tokenizer(texts[start:stop]).to(bundle.device)
-                out[start:stop] = _finish(bundle.model.encode_text(tokens), self.normalize)
+            for start, stop, features in batches.run(encode, len(texts)):
+                out[start:stop] = features
                 progress.update(stop - start)
         return out
 
@@ -565,11 +577,18 @@ class TextEmbedder(_BaseEmbedder):
         model = self._model()
         if not texts:
             return np.empty((0, _text_backend.embedding_dim(model)), dtype=np.float32)
-        embeddings = model.encode(
-            texts,
-            batch_size=self.batch_size,
-            show_progress_bar=bool(self.verbose),
-            convert_to_numpy=True,
-            normalize_embeddings=bool(self.normalize),
+
+        def encode(batch_size):
+            return model.encode(
+                texts,
+                batch_size=batch_size,
+                show_progress_bar=bool(self.verbose),
+                convert_to_numpy=True,
+                normalize_embeddings=bool(self.normalize),
+            )
+
+        # Out of device memory, the texts are encoded again with half the batch size.
+        embeddings = call_with_shrinking_batch(
+            encode, self.batch_size, what="TextEmbedder", device=model.device
         )
         return np.asarray(embeddings, dtype=np.float32)

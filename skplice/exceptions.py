@@ -89,3 +89,25 @@ class SkippedImagesWarning(UserWarning):
         super().__init__(message)
         self.skipped = list(skipped)
         self.kept = kept
+
+
+class BatchSizeReducedWarning(UserWarning):
+    """The device ran out of memory, and the work went on with smaller batches.
+
+    Raised as a warning by :class:`~skplice.CLIPEmbedder`, :class:`~skplice.TextEmbedder`
+    and :class:`~skplice.SpLiCETransformer` after a :class:`torch.OutOfMemoryError`: the
+    failed batch is halved (down to one item) and retried, so the results are those of a
+    run with the smaller ``batch_size``. The message says which ``batch_size`` to set to
+    avoid the retries.
+
+    Examples
+    --------
+    Turn it into an error to find out which batch size fits, or filter it out:
+
+    >>> import warnings
+    >>> from skplice.exceptions import BatchSizeReducedWarning
+    >>> warnings.simplefilter("error", BatchSizeReducedWarning)
+    >>> warnings.resetwarnings()
+    >>> issubclass(BatchSizeReducedWarning, UserWarning)
+    True
+    """

@@ -21,7 +21,10 @@ from sklearn.utils.validation import (
 from tqdm.auto import tqdm
 
 from skplice._device import resolve_device
+from skplice._oom import ShrinkingBatches
+from skplice._rows import scaled_rows, unit_rows
 from skplice._solvers import nonnegative_lasso
+from skplice._tensors import tensor_to_numpy
 from skplice.dictionary import build_dictionary
 
 
@@ -102,7 +105,7 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         same width as the input). Reconstructions replace dense CLIP embeddings
         for any model that expects them, e.g. a zero-shot classifier.
     verbose : bool, default=False
-        Show a progress bar over batches.
+        Show a progress bar counting the samples solved.
 
     Attributes
     ----------
@@ -380,11 +383,15 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = self._validate_embeddings(X, reset=False)
-        values = [float(v) for v in np.ravel(l1_values)]
+        message = (
+            f"l1_values must be a non-empty sequence of finite values >= 0; got {l1_values!r}."
+        )
+        try:
+            values = [float(v) for v in np.ravel(l1_values)]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(message) from exc
         if not values or min(values) < 0 or not np.all(np.isfinite(values)):
-            raise ValueError(
-                f"l1_values must be a non-empty sequence of finite values >= 0; got {l1_values!r}."
-            )
+            raise ValueError(message)
         order = np.argsort(values)[::-1]
         solved = self._decompose(X, [values[i] for i in order])
         path = [None] * len(values)
@@ -404,18 +411,30 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         mean = torch.as_tensor(self.image_mean_).to(device=device, dtype=dtype)
         blocks = [[] for _ in l1_values]
         not_converged = np.zeros(len(l1_values), dtype=int)
-        starts = range(0, X.shape[0], self.batch_size)
-        for start in tqdm(starts, desc="SpLiCE", unit="batch", disable=not self.verbose):
-            # A copy per batch: inputs may be read-only memmaps, which torch cannot wrap.
-            batch = torch.tensor(X[start : start + self.batch_size], device=device)
-            z = self._centred(batch, mean)
-            codes = None
-            for i, l1 in enumerate(l1_values):
+
+        def solve(start, stop):
+            # A scaled copy per batch (see skplice._rows): rows with huge or tiny entries
+            # keep their direction; inputs may be read-only memmaps, which torch cannot wrap.
+            z = self._centred(torch.from_numpy(scaled_rows(X[start:stop])).to(device), mean)
+            codes, solved = None, []
+            for l1 in l1_values:
                 codes = nonnegative_lasso(
                     z, C, l1, solver=solver, tol=self.tol, max_iter=self.max_iter, init=codes
                 )
-                not_converged[i] += int((~codes.converged).sum())
-                blocks[i].append(_codes_to_csr(codes, C.shape[0], X.dtype))
+                solved.append((_codes_to_csr(codes, C.shape[0], X.dtype), codes.converged))
+            return solved
+
+        # Out of device memory, a batch is halved and solved again (see skplice._oom).
+        batches = ShrinkingBatches(
+            self.batch_size, what=f"{type(self).__name__} solver", device=device
+        )
+        progress = tqdm(total=X.shape[0], desc="SpLiCE", unit="sample", disable=not self.verbose)
+        with progress:
+            for start, stop, solved in batches.run(solve, X.shape[0]):
+                for i, (W, converged) in enumerate(solved):
+                    not_converged[i] += int((~converged).sum())
+                    blocks[i].append(W)
+                progress.update(stop - start)
         for l1, count in zip(l1_values, not_converged, strict=True):
             if count:
                 warnings.warn(
@@ -434,7 +453,13 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
     def _centred(self, batch, mean):
         z = torch.nn.functional.normalize(batch, dim=1)
         if self.center:
-            z = torch.nn.functional.normalize(z - mean, dim=1)
+            residual = z - mean
+            norms = residual.norm(dim=1, keepdim=True)
+            z = residual / norms.clamp_min(1e-12)  # what normalize() computes
+            # A sample at the mean, up to rounding, has no direction left: normalising
+            # its rounding noise would explain it by arbitrary concepts. It gets none.
+            noise = 8 * np.sqrt(z.shape[1]) * torch.finfo(z.dtype).eps
+            z = z.masked_fill(norms <= noise, 0.0)
         return z
 
     def inverse_transform(self, X):
@@ -461,7 +486,9 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
                 f"X has {W.shape[1]} columns but this transformer has "
                 f"{self.components_.shape[0]} concepts."
             )
-        recon = np.asarray(W @ self.components_.astype(W.dtype, copy=False))
+        # Rows of W scaled by powers of two (exact; W's scale does not matter): huge
+        # weights would overflow the product.
+        recon = np.asarray(scaled_rows(W) @ self.components_.astype(W.dtype, copy=False))
         recon = _unit_rows(recon, allow_zero=True)
         if self.center:
             recon = _unit_rows(recon + self.image_mean_.astype(W.dtype), allow_zero=True)
@@ -515,7 +542,11 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
     # --------------------------------------------------------------- validation
 
     def _validate_embeddings(self, X, *, reset):
-        X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+        # C order: numpy's and torch's reductions sum in an order that depends on the
+        # memory layout, so a Fortran-ordered X (e.g. from a DataFrame) would otherwise
+        # give results that differ in the last bits.
+        X = tensor_to_numpy(X)  # e.g. float16/bfloat16 embeddings straight from a GPU model
+        X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32], order="C")
         zero = np.flatnonzero(~np.any(X != 0, axis=1))
         if zero.size:
             raise ValueError(
@@ -555,24 +586,18 @@ def _unchanged_on_error(estimator):
         raise
 
 
-def _unit_rows(X, *, allow_zero=False):
-    """Rows scaled to unit L2 norm (zero rows stay zero when allowed)."""
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    if allow_zero:
-        norms[norms == 0] = 1
-    return X / norms
+_unit_rows = unit_rows  # rows scaled to unit L2 norm, without overflow or underflow
 
 
 def _process_concepts(raw, names, *, center):
     """Normalise concept embeddings, centre them by their mean and normalise again."""
-    norms = np.linalg.norm(raw, axis=1)
-    zero = np.flatnonzero(norms == 0)
+    zero = np.flatnonzero(~np.any(raw != 0, axis=1))
     if zero.size:
         raise ValueError(
             f"Concept embeddings must be non-zero; {names[zero[0]]!r} (row {zero[0]}) "
             "is all zeros."
         )
-    components = raw / norms[:, None]
+    components = unit_rows(raw)
     if center:
         components -= components.mean(axis=0)
         norms = np.linalg.norm(components, axis=1)
