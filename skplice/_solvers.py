@@ -158,22 +158,26 @@ def _active_set(Z, C, l1, *, tol, max_iter, init):
     # Beyond n_features concepts a working set's Gram matrix is singular: an optimal
     # support never needs more (in general position), and pivoting would stall.
     limit = min(k, max(Z.shape[1], _FIRST_WORKING_SET))
-    if init is None:
-        size = min(limit, _FIRST_WORKING_SET)
-        kept = None
-    else:
-        # Warm start: the previous support stays in the working set and starts free.
-        size = min(limit, _WORKING_SET)
-        previous = init.values[rows] > 0
-        kept = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, init.indices[rows], previous)
     # Rows are processed in groups sharing a working-set size, so that the few
     # rows with large supports do not make every row pay for large systems. A group
     # also carries the Gram block of the concepts its rows already had (none here).
     groups = []
-    if rows.numel():
-        working, free = _next_working_set(grad, kept, kept, size, tol)
-        known = _nothing_known(rows, working)
-        groups = _bounded([(rows, working, free, *known)])
+    if rows.numel() and init is None:
+        working, free = _next_working_set(grad, None, None, min(limit, _FIRST_WORKING_SET), tol)
+        groups = [(rows, working, free, *_nothing_known(rows, working))]
+    elif rows.numel():
+        # Warm start: the whole previous support stays in the working set and starts
+        # free, with room for as many violators again (sizes as in later rounds).
+        previous = init.values[rows] > 0
+        kept = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, init.indices[rows], previous)
+        needed = _working_set_sizes(kept.sum(dim=1), min(limit, _WORKING_SET), limit)
+        for size in torch.unique(needed).tolist():
+            members = needed == size
+            working, free = _next_working_set(
+                grad[members], kept[members], kept[members], size, tol
+            )
+            groups.append((rows[members], working, free, *_nothing_known(rows[members], working)))
+    groups = _bounded(groups)
 
     for round_ in range(1, max_iter + 1):
         pending = {}

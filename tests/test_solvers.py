@@ -152,6 +152,23 @@ def test_warm_start_reaches_the_same_solution():
     assert warm.n_iter.sum() <= cold.n_iter.sum()
 
 
+def test_warm_start_keeps_supports_larger_than_a_working_set():
+    # Starting from a small l1 whose supports exceed 64 concepts (the warm working-set
+    # size), every previous support stays whole: the first round then sees it all.
+    rng = np.random.default_rng(17)
+    C = torch.from_numpy(random_dictionary(rng, 3000, 256))
+    Z = torch.from_numpy(signals(rng, C.numpy(), 12, n_active=120, noise=0.5))
+    previous = nonnegative_lasso(Z, C, 0.005, tol=1e-9)
+    support = (previous.values > 0).sum(dim=1)
+    assert previous.converged.all() and support.min() > 64
+    warm = nonnegative_lasso(Z, C, 0.004, tol=1e-9, init=previous)
+    cold = nonnegative_lasso(Z, C, 0.004, tol=1e-9)
+    assert warm.converged.all()
+    torch.testing.assert_close(warm.to_dense(3000), cold.to_dense(3000), rtol=0, atol=1e-8)
+    # A cold start grows each working set 32 concepts per round; a warm one starts whole.
+    assert warm.n_iter.sum() < cold.n_iter.sum() / 4
+
+
 def test_max_iter_reports_unconverged_rows_with_feasible_codes():
     rng = np.random.default_rng(8)
     C = correlated_dictionary(rng, 600, 32)
