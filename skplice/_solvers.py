@@ -41,7 +41,7 @@ _WORKING_SET = 64
 _SIZE_STEP = 32
 # Float64 entries of the per-row working-set Gram matrices held at once: groups of
 # rows with large working sets are solved in chunks, which bounds memory at any l1.
-_GRAM_BUDGET = 2**23
+_GRAM_BUDGET = 2**22
 # Block principal pivoting exchanges before a row falls back to the slower but
 # monotone Lawson-Hanson method (pivoting can cycle on singular working sets).
 _MAX_PIVOTING = 30
@@ -177,62 +177,66 @@ def _active_set(Z, C, l1, *, tol, max_iter, init):
                 grad[members], kept[members], kept[members], size, tol
             )
             groups.append((rows[members], working, free, *_nothing_known(rows[members], working)))
-    groups = _bounded(groups)
-
-    for round_ in range(1, max_iter + 1):
-        pending = {}
-        for rows, working, free, known_gram, known_corr in groups:
-            n_iter[rows] = round_
-            z = Z[rows]
-            gram, corr = _working_set_gram(C64, working, z.double(), known_gram, known_corr)
-            weights, free, pivoting_done = _solve_working_sets(
-                gram, corr - l1 / 2, free, tol / 2, ridge, max_free=Z.shape[1]
+    # Groups are followed depth first: a group's unfinished rows go on to their next
+    # round before the next group starts, so only one group's Gram blocks (at most
+    # _GRAM_BUDGET entries, and the carried blocks of a few pending groups) are held
+    # at a time, whatever l1 and the batch size.
+    stack = [(1, group) for group in reversed(_bounded(groups))]
+    while stack:
+        round_, (rows, working, free, known_gram, known_corr) = stack.pop()
+        n_iter[rows] = round_
+        z = Z[rows]
+        gram, corr = _working_set_gram(C64, working, z.double(), known_gram, known_corr)
+        del known_gram, known_corr
+        weights, free, pivoting_done = _solve_working_sets(
+            gram, corr - l1 / 2, free, tol / 2, ridge, max_free=Z.shape[1]
+        )
+        residual = z - torch.nn.functional.embedding_bag(
+            working, C, per_sample_weights=weights.to(Z.dtype), mode="sum"
+        )
+        grad = _gradient(residual, C, l1_scalar, buffer)
+        violation = _kkt_violation(grad, working, weights)
+        done = (violation <= tol) & pivoting_done
+        converged[rows[done]] = True
+        # Rows still running when max_iter ends keep their current feasible weights.
+        finished = done if round_ < max_iter else torch.ones_like(done)
+        results.append((rows[finished], working[finished], weights[finished]))
+        if bool(finished.all()):
+            continue
+        left = (~finished).nonzero().squeeze(1)
+        rows, working, weights, free = (t[left] for t in (rows, working, weights, free))
+        # Keep the support; a row whose pivoting hit its bound keeps everything.
+        keep = free | (weights > 0) | ~pivoting_done[left][:, None]
+        size = working.shape[1]
+        needed = _working_set_sizes(keep.sum(dim=1), size, limit)
+        following = []
+        if size + _SIZE_STEP <= limit:
+            # Grow: the working set keeps all its concepts (and their Gram block,
+            # computed once) and gains the most violating others.
+            needed = torch.clamp(needed, min=size + _SIZE_STEP)
+            newcomer_values, newcomer_indices = _most_violating(
+                grad, ~finished, int(needed.max()) - size
             )
-            residual = z - torch.nn.functional.embedding_bag(
-                working, C, per_sample_weights=weights.to(Z.dtype), mode="sum"
-            )
-            grad = _gradient(residual, C, l1_scalar, buffer)
-            violation = _kkt_violation(grad, working, weights)
-            done = (violation <= tol) & pivoting_done
-            converged[rows[done]] = True
-            # Rows still running when max_iter ends keep their current feasible weights.
-            finished = done if round_ < max_iter else torch.ones_like(done)
-            results.append((rows[finished], working[finished], weights[finished]))
-            if bool(finished.all()):
-                continue
-            left = (~finished).nonzero().squeeze(1)
-            rows, working, weights, free = (t[left] for t in (rows, working, weights, free))
-            # Keep the support; a row whose pivoting hit its bound keeps everything.
-            keep = free | (weights > 0) | ~pivoting_done[left][:, None]
-            size = working.shape[1]
-            needed = _working_set_sizes(keep.sum(dim=1), size, limit)
-            if size + _SIZE_STEP <= limit:
-                # Grow: the working set keeps all its concepts (and their Gram block,
-                # computed once) and gains the most violating others.
-                needed = torch.clamp(needed, min=size + _SIZE_STEP)
-                newcomer_values, newcomer_indices = _most_violating(
-                    grad, ~finished, int(needed.max()) - size
-                )
-                for new_size in torch.unique(needed).tolist():
-                    members = needed == new_size
-                    slots = slice(0, new_size - size)
-                    pending.setdefault((size, new_size), []).append(
-                        (
-                            rows[members],
-                            torch.cat([working[members], newcomer_indices[members, slots]], 1),
-                            torch.cat(
-                                [
-                                    free[members] & keep[members],
-                                    newcomer_values[members, slots] < -tol,
-                                ],
-                                1,
-                            ),
-                            # The Gram block is copied once, straight from the solved group.
-                            _take(gram, left[members]),
-                            _take(corr, left[members]),
-                        )
+            for new_size in torch.unique(needed).tolist():
+                members = needed == new_size
+                slots = slice(0, new_size - size)
+                following.append(
+                    (
+                        rows[members],
+                        torch.cat([working[members], newcomer_indices[members, slots]], 1),
+                        torch.cat(
+                            [
+                                free[members] & keep[members],
+                                newcomer_values[members, slots] < -tol,
+                            ],
+                            1,
+                        ),
+                        # The Gram block is copied once, straight from the solved group.
+                        _take(gram, left[members]),
+                        _take(corr, left[members]),
                     )
-                continue
+                )
+        else:
             grad = grad[left]
             # At the size limit: rebuild from the kept concepts and the most violating.
             kept = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, working, keep)
@@ -242,20 +246,9 @@ def _active_set(Z, C, l1, *, tol, max_iter, init):
                 nxt = _next_working_set(
                     grad[members], kept[members], kept_free[members], new_size, tol
                 )
-                pending.setdefault((0, new_size), []).append(
-                    (
-                        rows[members],
-                        *nxt,
-                        *_nothing_known(rows[members], nxt[0]),
-                    )
-                )
-        groups = [
-            parts[0] if len(parts) == 1 else tuple(map(torch.cat, zip(*parts, strict=True)))
-            for parts in pending.values()
-        ]
-        groups = _bounded(groups)
-        if not groups:
-            break
+                following.append((rows[members], *nxt, *_nothing_known(rows[members], nxt[0])))
+        del gram, corr
+        stack.extend((round_ + 1, group) for group in reversed(_bounded(following)))
 
     indices, values = _assemble(results, n, device)
     return SparseCodes(indices, values.to(Z.dtype), n_iter, converged)

@@ -44,6 +44,28 @@ def test_solvers_table_and_agreement(bench, tmp_path):
     assert {"solvers-synthetic-n40-k400-d32-l1_0.2-cpu.csv"} <= written
 
 
+def test_summary_has_one_line_per_setting_with_rates_from_the_tables(bench, tmp_path):
+    solvers, dirs = bench("solvers")
+    summary_module, _ = bench("summary")
+    args = [*TINY, "--l1", "0.2", "0.3", "--in-process", "--threads", "1", "--dtype", "float64"]
+    methods = ["--methods", "floor", "active_set", "lasso", "--subset", "lasso=10"]
+    tables = solvers.main([*args, *methods, *dirs])
+    summary = summary_module.main(["--results-dir", str(tmp_path / "results")])
+    assert list(summary["l1"]) == [0.2, 0.3]
+    for _, line in summary.iterrows():
+        table = tables[tables["l1"] == line["l1"]].set_index("method")
+        active = table.loc[solvers.LABELS["active_set"]]
+        floor = table.loc[solvers.LABELS["floor"], "wall (s)"]
+        lasso = table.loc[solvers.LABELS["lasso"]]
+        assert line["active_set (s)"] == active["wall (s)"]
+        assert np.isclose(line["x floor"], active["wall (s)"] / floor)
+        lasso_rate = lasso["wall (s)"] / lasso["samples"]
+        assert np.isclose(line["vs Lasso"], lasso_rate / (active["wall (s)"] / 40))
+        assert np.isnan(line["vs sparse_encode"])  # not run: no speed-up invented
+    rst = summary_module.to_rst(summary)
+    assert rst.startswith(".. csv-table::") and rst.count('"synthetic"') == 2
+
+
 def test_isolated_run_measures_memory(bench):
     solvers, dirs = bench("solvers")
     table = solvers.main([*TINY, "--methods", "active_set", "--threads", "1", *dirs])

@@ -223,3 +223,21 @@ def test_supports_as_large_as_the_dimension_converge_in_a_batch():
         assert ((W > 0).sum(axis=1) >= 12).any()  # some supports are near d = 16
         gap = objective(W, Z, C, l1) / objective(lasso_oracle(Z, C, l1), Z, C, l1) - 1
         assert np.max(gap) < 1e-6
+
+
+def test_gram_memory_budget_splits_groups_without_changing_results(monkeypatch):
+    # A budget of a few working sets forces many small groups, each followed through its
+    # rounds before the next (depth first): the solutions must not change.
+    import skplice._solvers as solvers
+
+    rng = np.random.default_rng(11)
+    C = correlated_dictionary(rng, 500, 48)
+    Z = signals(rng, C, 40, n_active=20, noise=0.4)
+    W, codes = solve(Z, C, 0.02, tol=1e-9)
+    assert codes.converged.all() and codes.n_iter.max() >= 3  # several rounds, groups
+    monkeypatch.setattr(solvers, "_GRAM_BUDGET", 3 * 64**2)
+    W_small, codes_small = solve(Z, C, 0.02, tol=1e-9)
+    assert codes_small.converged.all()
+    np.testing.assert_allclose(W_small, W, rtol=0, atol=1e-12)
+    gap = objective(W, Z, C, 0.02) / objective(lasso_oracle(Z, C, 0.02), Z, C, 0.02) - 1
+    assert np.max(gap) < 1e-6
