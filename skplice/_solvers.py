@@ -34,9 +34,8 @@ import torch
 # Rows per chunk when gathering working-set dictionary rows: keeps the gathered
 # (chunk, m, n_features) block in cache, which halves the cost of the Gram matrices.
 _GATHER_CHUNK = 64
-# Working-set size of the first, approximate round and of the following rounds.
+# Working-set size of the first, approximate round of a cold start.
 _FIRST_WORKING_SET = 32
-_WORKING_SET = 64
 # Working-set sizes are multiples of this, so that rows share groups.
 _SIZE_STEP = 32
 # Float64 entries of the per-row working-set Gram matrices held at once: groups of
@@ -100,8 +99,10 @@ def nonnegative_lasso(Z, C, l1, *, solver="active_set", tol=1e-5, max_iter=None,
         Rounds for ``active_set`` (each costs one product with the dictionary),
         iterations for ``fista``. None uses ``DEFAULT_MAX_ITER[solver]``.
     init : SparseCodes, default=None
-        Warm start for ``active_set``, e.g. the solution at a neighbouring
-        ``l1`` (a regularization path). Ignored by ``fista``.
+        Warm start for ``active_set``, e.g. the solution of the same rows at a
+        neighbouring ``l1`` (a regularization path): one product certifies the
+        rows that are already optimal (``n_iter`` 0), and the others start from
+        their previous support. Ignored by ``fista``.
 
     Returns
     -------
@@ -114,6 +115,11 @@ def nonnegative_lasso(Z, C, l1, *, solver="active_set", tol=1e-5, max_iter=None,
         raise ValueError("Z and C must have the same dtype and device.")
     if solver not in SOLVERS:
         raise ValueError(f"solver={solver!r} is not one of {SOLVERS}.")
+    if init is not None and init.indices.shape[0] != Z.shape[0]:
+        raise ValueError(
+            f"init holds {init.indices.shape[0]} rows but Z has {Z.shape[0]}: pass the "
+            "solution of the same rows (e.g. at a neighbouring l1), or init=None."
+        )
     if max_iter is None:
         max_iter = DEFAULT_MAX_ITER[solver]
     if Z.shape[0] == 0:
@@ -144,39 +150,35 @@ def _active_set(Z, C, l1, *, tol, max_iter, init):
     # fresh (n, n_concepts) block per product costs a fifth of the product in page
     # faults (blocks that large go straight back to the operating system when freed).
     buffer = torch.empty(n, k, dtype=Z.dtype, device=device)
-    grad = _gradient(Z, C, l1_scalar, buffer)
     rows = torch.arange(n, device=device)
     n_iter = torch.zeros(n, dtype=torch.int64, device=device)
     converged = torch.zeros(n, dtype=torch.bool, device=device)
     results = []  # (rows, working set, float64 weights) of finished rows
-
-    # Rows whose gradient at w = 0 is non-negative are solved by w = 0.
-    zero = grad.min(dim=1).values >= -tol
-    if bool(zero.any()):
-        converged[zero] = True
-        rows, grad = rows[~zero], grad[~zero]
     # Beyond n_features concepts a working set's Gram matrix is singular: an optimal
     # support never needs more (in general position), and pivoting would stall.
     limit = min(k, max(Z.shape[1], _FIRST_WORKING_SET))
+
     # Rows are processed in groups sharing a working-set size, so that the few
     # rows with large supports do not make every row pay for large systems. A group
     # also carries the Gram block of the concepts its rows already had (none here).
     groups = []
-    if rows.numel() and init is None:
-        working, free = _next_working_set(grad, None, None, min(limit, _FIRST_WORKING_SET), tol)
-        groups = [(rows, working, free, *_nothing_known(rows, working))]
-    elif rows.numel():
-        # Warm start: the whole previous support stays in the working set and starts
-        # free, with room for as many violators again (sizes as in later rounds).
-        previous = init.values[rows] > 0
-        kept = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, init.indices[rows], previous)
-        needed = _working_set_sizes(kept.sum(dim=1), min(limit, _WORKING_SET), limit)
-        for size in torch.unique(needed).tolist():
-            members = needed == size
-            working, free = _next_working_set(
-                grad[members], kept[members], kept[members], size, tol
-            )
-            groups.append((rows[members], working, free, *_nothing_known(rows[members], working)))
+    if init is None:
+        grad = _gradient(Z, C, l1_scalar, buffer)
+        # Rows whose gradient at w = 0 is non-negative are solved by w = 0.
+        zero = grad.min(dim=1).values >= -tol
+        if bool(zero.any()):
+            converged[zero] = True
+            rows, grad = rows[~zero], grad[~zero]
+        if rows.numel():
+            size = min(limit, _FIRST_WORKING_SET)
+            working, free = _next_working_set(grad, None, None, size, tol)
+            groups = [(rows, working, free, *_nothing_known(rows, working))]
+    else:
+        indices = init.indices.to(device)
+        values = init.values.to(device=device, dtype=Z.dtype).clamp_min(0)
+        optimal, groups = _warm_start(Z, C, l1_scalar, indices, values, buffer, tol, limit)
+        converged[optimal] = True
+        results.append((rows[optimal], indices[optimal], values[optimal].double()))
     # Groups are followed depth first: a group's unfinished rows go on to their next
     # round before the next group starts, so only one group's Gram blocks (at most
     # _GRAM_BUDGET entries, and the carried blocks of a few pending groups) are held
@@ -259,6 +261,52 @@ def _gradient(residual, C, l1_scalar, buffer):
     return torch.addmm(l1_scalar, residual, C.T, alpha=-2.0, out=buffer[: residual.shape[0]])
 
 
+def _warm_start(Z, C, l1_scalar, indices, values, buffer, tol, limit):
+    """Rows already optimal at a previous solution, and first working sets for the rest.
+
+    One product gives the gradient at the previous solution (``indices``, ``values``,
+    e.g. from a neighbouring ``l1``). A row that meets the optimality conditions there
+    is done. For the others, the previous support stays in the working set and starts
+    free, joined by the concepts that violate the conditions at the previous solution:
+    at most half as many as the support (or one size step), since far along a path many
+    concepts violate slightly and a solve costs the cube of the working-set size.
+    """
+    start = torch.nn.functional.embedding_bag(indices, C, per_sample_weights=values, mode="sum")
+    grad = _gradient(Z - start, C, l1_scalar, buffer)
+    previous = values > 0
+    inside = torch.where(previous, grad.gather(1, indices).abs(), 0).max(dim=1).values
+    kept = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, indices, previous)
+    n_kept = kept.sum(dim=1)
+    room = torch.clamp(n_kept // 2, min=_SIZE_STEP)
+    # Kept concepts sort first, then the others by gradient: one top-k of all rows
+    # serves every row (selecting rows of the full gradient would copy it).
+    grad.masked_fill_(kept, -torch.inf)
+    largest = _rounded_sizes(n_kept + room, limit).max()
+    width = int(torch.clamp(torch.maximum(largest, n_kept.max() + 1), max=C.shape[0]))
+    smallest, concepts = grad.topk(width, dim=1, largest=False)
+    # The smallest gradient outside the support comes right after the kept concepts.
+    after_kept = smallest.gather(1, n_kept.clamp(max=width - 1)[:, None]).squeeze(1)
+    outside = torch.where(n_kept < width, -after_kept, 0).clamp_min(0)
+    optimal = torch.maximum(inside, outside) <= tol
+    n_violators = ((smallest < -tol) & (smallest > -torch.inf)).sum(dim=1)
+    needed = _rounded_sizes(n_kept + torch.minimum(n_violators, room), limit)
+    groups = []
+    left = (~optimal).nonzero().squeeze(1)
+    for size in torch.unique(needed[left]).tolist():
+        members = left[needed[left] == size]
+        order = concepts[members, :size].argsort(dim=1)
+        working = concepts[members, :size].gather(1, order)
+        free = smallest[members, :size].gather(1, order) < -tol
+        groups.append((members, working, free, *_nothing_known(members, working)))
+    return optimal, groups
+
+
+def _rounded_sizes(counts, limit):
+    """Working-set sizes: ``counts`` rounded up to a multiple of _SIZE_STEP, within limit."""
+    sizes = (counts + _SIZE_STEP - 1) // _SIZE_STEP * _SIZE_STEP
+    return torch.clamp(sizes, min=min(_SIZE_STEP, limit), max=limit)
+
+
 def _take(tensor, index):
     """``tensor[index]`` for sorted row indices, without a copy when they are all rows."""
     if index.numel() == tensor.shape[0]:
@@ -293,8 +341,7 @@ def _working_set_sizes(n_kept, size, limit):
     Rounding to a multiple (rather than a power of two) keeps the working sets of
     rows with large supports tight: their cost grows with the square of the size.
     """
-    target = torch.clamp(n_kept * 3 // 2, min=size)
-    return torch.clamp((target + _SIZE_STEP - 1) // _SIZE_STEP * _SIZE_STEP, max=limit)
+    return _rounded_sizes(torch.clamp(n_kept * 3 // 2, min=size), limit)
 
 
 def _next_working_set(grad, kept, kept_free, size, tol):

@@ -153,8 +153,8 @@ def test_warm_start_reaches_the_same_solution():
 
 
 def test_warm_start_keeps_supports_larger_than_a_working_set():
-    # Starting from a small l1 whose supports exceed 64 concepts (the warm working-set
-    # size), every previous support stays whole: the first round then sees it all.
+    # Starting from a small l1 whose supports exceed 64 concepts (two working-set size
+    # steps), every previous support stays whole: the first round then sees it all.
     rng = np.random.default_rng(17)
     C = torch.from_numpy(random_dictionary(rng, 3000, 256))
     Z = torch.from_numpy(signals(rng, C.numpy(), 12, n_active=120, noise=0.5))
@@ -167,6 +167,39 @@ def test_warm_start_keeps_supports_larger_than_a_working_set():
     torch.testing.assert_close(warm.to_dense(3000), cold.to_dense(3000), rtol=0, atol=1e-8)
     # A cold start grows each working set 32 concepts per round; a warm one starts whole.
     assert warm.n_iter.sum() < cold.n_iter.sum() / 4
+
+
+def test_warm_start_from_the_solution_itself_certifies_it_without_a_round():
+    rng = np.random.default_rng(9)
+    C = torch.from_numpy(correlated_dictionary(rng, 500, 32))
+    Z = torch.from_numpy(signals(rng, C.numpy(), 25, n_active=8))
+    solved = nonnegative_lasso(Z, C, 0.2, tol=1e-9)
+    again = nonnegative_lasso(Z, C, 0.2, tol=1e-9, init=solved)
+    assert again.converged.all() and (again.n_iter == 0).all()
+    torch.testing.assert_close(again.to_dense(500), solved.to_dense(500), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("previous_l1", [0.02, 0.6, 50.0])
+def test_warm_start_from_any_l1_matches_cold(previous_l1):
+    # From a smaller l1 (supports shrink), a larger one, and one so large that every
+    # previous solution is zero: the same solutions as a cold start.
+    rng = np.random.default_rng(10)
+    C = torch.from_numpy(correlated_dictionary(rng, 500, 32))
+    Z = torch.from_numpy(signals(rng, C.numpy(), 25, n_active=8))
+    previous = nonnegative_lasso(Z, C, previous_l1, tol=1e-10)
+    warm = nonnegative_lasso(Z, C, 0.2, tol=1e-10, init=previous)
+    cold = nonnegative_lasso(Z, C, 0.2, tol=1e-10)
+    assert warm.converged.all()
+    torch.testing.assert_close(warm.to_dense(500), cold.to_dense(500), rtol=0, atol=1e-9)
+
+
+def test_warm_start_of_other_rows_is_refused():
+    rng = np.random.default_rng(11)
+    C = torch.from_numpy(correlated_dictionary(rng, 100, 16))
+    Z = torch.from_numpy(signals(rng, C.numpy(), 6, n_active=4))
+    previous = nonnegative_lasso(Z[:4], C, 0.2)
+    with pytest.raises(ValueError, match="init holds 4 rows but Z has 6"):
+        nonnegative_lasso(Z, C, 0.2, init=previous)
 
 
 def test_max_iter_reports_unconverged_rows_with_feasible_codes():
