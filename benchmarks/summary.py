@@ -102,11 +102,12 @@ def summarise(results_dir):
 
 
 def formatted(summary):
-    """The summary with every cell formatted as text ('-' where a method did not run)."""
+    """The summary as text: '-' where a method did not run, no column where none did."""
     return pd.DataFrame(
         {
             column: [("-" if pd.isna(value) else fmt.format(value)) for value in summary[column]]
             for column, fmt in COLUMNS.items()
+            if not summary[column].isna().all()
         }
     )
 

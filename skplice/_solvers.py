@@ -11,8 +11,8 @@ Optimality (KKT) conditions, with the gradient ``g = l1 - 2 * C @ (z - C.T @ w)`
 ``g_j = 0`` where ``w_j > 0`` and ``g_j >= 0`` where ``w_j = 0``. Both solvers stop
 a row once its KKT violation -- the largest ``|g_j|`` over active concepts and
 ``max(0, -g_j)`` over inactive ones -- is at most ``tol``, and converged rows
-leave the computation. Every row starts from ``w = 0``, so a row's result does
-not depend on the other rows of its batch.
+leave the computation. Every row starts from ``w = 0`` (or from its own warm
+start), so a row's result does not depend on the other rows of its batch.
 
 ``active_set`` (the default) exploits sparsity: a solution uses a few dozen of
 thousands of concepts. Each round it solves the problem restricted to a small

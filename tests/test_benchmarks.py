@@ -64,6 +64,7 @@ def test_summary_has_one_line_per_setting_with_rates_from_the_tables(bench, tmp_
         assert np.isnan(line["vs sparse_encode"])  # not run: no speed-up invented
     rst = summary_module.to_rst(summary)
     assert rst.startswith(".. csv-table::") and rst.count('"synthetic"') == 2
+    assert '"vs Lasso"' in rst and '"vs sparse_encode"' not in rst  # a column nobody ran
 
 
 def test_isolated_run_measures_memory(bench):
