@@ -272,5 +272,11 @@ def test_gram_memory_budget_splits_groups_without_changing_results(monkeypatch):
     W_small, codes_small = solve(Z, C, 0.02, tol=1e-9)
     assert codes_small.converged.all()
     np.testing.assert_allclose(W_small, W, rtol=0, atol=1e-12)
+    # Working sets beyond 32 concepts solved one row at a time.
+    monkeypatch.setattr(solvers, "_LARGE_WORKING_SET", 32)
+    monkeypatch.setattr(solvers, "_LARGE_GRAM_BUDGET", 1)
+    W_rows, codes_rows = solve(Z, C, 0.02, tol=1e-9)
+    assert codes_rows.converged.all()
+    np.testing.assert_allclose(W_rows, W, rtol=0, atol=1e-12)
     gap = objective(W, Z, C, 0.02) / objective(lasso_oracle(Z, C, 0.02), Z, C, 0.02) - 1
     assert np.max(gap) < 1e-6
