@@ -43,7 +43,7 @@ _SIZE_STEP = 32
 # Beyond _LARGE_WORKING_SET concepts (small l1) a chunk's solve holds several
 # copies of its Gram block and the pending groups carry theirs, so the budget is
 # smaller: that keeps the peak within 4 x (n_concepts x d + batch x n_concepts)
-# floats at l1=0.1 (5-15% slower there; working sets at l1 >= 0.2 stay small).
+# floats at l1=0.1 (about 10% slower there; working sets at l1 >= 0.2 stay small).
 _GRAM_BUDGET = 2**22
 _LARGE_WORKING_SET = 96
 _LARGE_GRAM_BUDGET = 2**20
