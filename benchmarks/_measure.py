@@ -153,14 +153,11 @@ def measure(method, problem, l1, opts, n_samples, *, memory=True):
     with threads(opts["threads"]):
         METHODS[method](_tiny(problem), l1, opts)
         if not memory:
-            result = METHODS[method](cut, l1, opts)
-            if method in WARM_RUNS:
-                result = _warm(method, cut, l1, opts, first=result)
-            return result, dict.fromkeys(keys, float("nan"))
+            first = METHODS[method](cut, l1, opts)
+            return _warm(method, cut, l1, opts, first), dict.fromkeys(keys, float("nan"))
         with PeakMemory(opts["device"]) as peak:
-            result = METHODS[method](cut, l1, opts)
-        if method in WARM_RUNS:
-            result = _warm(method, cut, l1, opts, first=result)
+            first = METHODS[method](cut, l1, opts)
+        result = _warm(method, cut, l1, opts, first)
         stats = {"peak RSS (MB)": peak.rss_mb}
         if cuda:
             stats["peak CUDA (MB)"] = peak.cuda_mb
@@ -170,7 +167,12 @@ def measure(method, problem, l1, opts, n_samples, *, memory=True):
 
 
 def _warm(method, problem, l1, opts, first):
-    """The median-time run of ``WARM_RUNS[method]`` more, noting the first call's time."""
+    """The median-time run of ``WARM_RUNS[method]`` more, noting the first call's time.
+
+    Methods not in WARM_RUNS keep their first, measured, run.
+    """
+    if method not in WARM_RUNS:
+        return first
     runs = sorted(
         (METHODS[method](problem, l1, opts) for _ in range(WARM_RUNS[method])),
         key=lambda result: result.seconds,

@@ -290,7 +290,9 @@ def _warm_start(Z, C, l1_scalar, indices, values, buffer, tol, limit):
     largest = _rounded_sizes(n_kept + room, limit).max()
     width = int(torch.clamp(torch.maximum(largest, n_kept.max() + 1), max=C.shape[0]))
     smallest, concepts = grad.topk(width, dim=1, largest=False)
-    # The smallest gradient outside the support comes right after the kept concepts.
+    # The smallest gradient outside the support comes right after the kept concepts
+    # (_kkt_violation would cost another pass over grad, and would hide concept 0,
+    # which the padding entries of ``indices`` name, from the top-k).
     after_kept = smallest.gather(1, n_kept.clamp(max=width - 1)[:, None]).squeeze(1)
     outside = torch.where(n_kept < width, -after_kept, 0).clamp_min(0)
     optimal = torch.maximum(inside, outside) <= tol
