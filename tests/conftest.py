@@ -12,39 +12,62 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 # ---------------------------------------------------------------------------------------
-# Vocabulary fixtures: the real word lists of ../shared/data/vocab, copied into a temporary
-# SKPLICE_HOME so that named vocabularies load without a download.
+# Shared data fixtures: the real word lists and published image means of ../shared/data
+# (data only, never committed), copied into a temporary SKPLICE_HOME so that named
+# vocabularies and published means load without a download.
 # ---------------------------------------------------------------------------------------
+#: Environment variable naming the folder that holds ``vocab/`` and ``means/``.
+SHARED_DATA_ENV = "SKPLICE_SHARED_DATA"
 VOCAB_FILES = ("laion.txt", "laion_bigrams.txt", "mscoco.txt")
+MEAN_FILES = (
+    "open_clip_ViT-B-32_image.pt",
+    "clip_ViT-B-32_image.pt",
+    "clip_ViT-B-16_image.pt",
+    "clip_RN50_image.pt",
+)
 
 
-def _find_vocab_source_dir():
-    env = os.environ.get("SKPLICE_TEST_VOCAB_DIR")
+def _shared_data_candidates():
+    env = os.environ.get(SHARED_DATA_ENV)
     # An explicit folder is the only candidate: falling back would hide a typo.
-    candidates = (
-        [Path(env)]
-        if env
-        else [
-            Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "vocab",
-            Path("/work/shared/data/vocab"),
-        ]
-    )
-    for folder in candidates:
-        if all((folder / name).is_file() for name in VOCAB_FILES):
-            return folder.resolve()
+    if env:
+        return [Path(env)]
+    return [
+        Path(__file__).resolve().parents[1].parent / "shared" / "data",
+        Path("/work/shared/data"),
+    ]
+
+
+def _find_shared(subfolder, names):
+    for folder in _shared_data_candidates():
+        if all((folder / subfolder / name).is_file() for name in names):
+            return (folder / subfolder).resolve()
     return None
+
+
+def _skip_without_shared(subfolder, names):
+    pytest.skip(
+        f"the shared data files ({subfolder}/: {', '.join(names)}) were not found in "
+        f"{', '.join(str(c) for c in _shared_data_candidates())}: set {SHARED_DATA_ENV} to "
+        "the folder holding vocab/ and means/ (the project's ../shared/data)"
+    )
 
 
 @pytest.fixture(scope="session")
 def vocab_source_dir():
     """Folder holding the real vocabulary files (laion, laion_bigrams, mscoco)."""
-    folder = _find_vocab_source_dir()
+    folder = _find_shared("vocab", VOCAB_FILES)
     if folder is None:
-        pytest.skip(
-            "the real vocabulary files were not found (SKPLICE_TEST_VOCAB_DIR, "
-            "<repo>/../shared/data/vocab, /work/shared/data/vocab): set "
-            f"SKPLICE_TEST_VOCAB_DIR to a folder holding {', '.join(VOCAB_FILES)}"
-        )
+        _skip_without_shared("vocab", VOCAB_FILES)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def means_source_dir():
+    """Folder holding the SpLiCE authors' published mean image embeddings (.pt files)."""
+    folder = _find_shared("means", MEAN_FILES)
+    if folder is None:
+        _skip_without_shared("means", MEAN_FILES)
     return folder
 
 
