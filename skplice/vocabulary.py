@@ -1,17 +1,13 @@
 """Concept vocabularies: the SpLiCE word lists (downloaded, verified, cached) and custom ones."""
 
-import hashlib
-import http.client
 import os
-import urllib.request
-import warnings
 from collections import Counter
 from collections.abc import Mapping, Set
 from numbers import Integral
 from pathlib import Path
 from typing import NamedTuple
 
-from ._files import write_atomic
+from ._download import download_verified, read_verified
 from ._home import get_data_home
 
 __all__ = ["VocabularyDownloadError", "load_vocabulary"]
@@ -22,7 +18,6 @@ BASE_URL = (
     "9a498102ce7c6701f4afe361ffaa86c39b47fa5f/data/vocab/"
 )
 URL_ENV_VAR = "SKPLICE_VOCAB_URL"
-TIMEOUT = 60  # seconds without data before a download is abandoned
 
 
 class _Named(NamedTuple):
@@ -255,28 +250,12 @@ def _load_named(spec, data_home):
     folder = get_data_home(data_home) / "vocabularies"
     folder.mkdir(exist_ok=True)
     target = folder / f"{spec.name}.txt"
-    data = _read_cached(spec, target)
+    data = read_verified(target, spec.sha256, f"the '{spec.name}' vocabulary")
     if data is None:
         data = _download(spec, target)
     # Decode the verified bytes themselves, never a second read that another process may
     # have replaced in between. The blank line in mscoco.txt goes here.
     return _strip(data.decode("utf-8").splitlines())
-
-
-def _read_cached(spec, target):
-    try:
-        data = target.read_bytes()
-    except FileNotFoundError:
-        return None
-    if hashlib.sha256(data).hexdigest() == spec.sha256:
-        return data
-    warnings.warn(
-        f"Removing {target}: its sha256 does not match the '{spec.name}' vocabulary.",
-        stacklevel=4,
-    )
-    # Another process may have removed it already.
-    target.unlink(missing_ok=True)
-    return None
 
 
 def _download(spec, target):
@@ -289,14 +268,4 @@ def _download(spec, target):
             f"(expected sha256 {spec.sha256}); or set {URL_ENV_VAR} to a mirror."
         )
 
-    try:
-        # The files are small (under 300 kB): read whole, verify, then write.
-        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
-            data = response.read()
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise failure(f"{type(exc).__name__}: {exc}") from exc
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != spec.sha256:
-        raise failure(f"the {len(data)} bytes received have sha256 {digest}")
-    write_atomic(target, data)
-    return data
+    return download_verified(url, target, spec.sha256, failure)
