@@ -32,18 +32,21 @@ def read_verified(target, sha256, what):
     return None
 
 
-def download_verified(url, target, sha256, failure):
-    """Download ``url``, check its sha256 and write it atomically to ``target``.
+def download_verified(url, target, sha256, size, failure):
+    """Download ``url``, check its size and sha256, and write it atomically to ``target``.
 
-    ``failure(cause)`` builds the exception raised when the download fails or the bytes
-    do not match; nothing is written then. Returns the verified bytes.
+    ``size`` is the file's known length in bytes: a longer body is refused without
+    reading it all. ``failure(cause)`` builds the exception raised when the download
+    fails or the bytes do not match; nothing is written then. Returns the verified bytes.
     """
     try:
         # The files are small (under 300 kB): read whole, verify, then write.
         with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
-            data = response.read()
+            data = response.read(size + 1)
     except (OSError, http.client.HTTPException, ValueError) as exc:
         raise failure(f"{type(exc).__name__}: {exc}") from exc
+    if len(data) > size:
+        raise failure(f"the server sent more than the file's {size} bytes")
     digest = hashlib.sha256(data).hexdigest()
     if digest != sha256:
         raise failure(f"the {len(data)} bytes received have sha256 {digest}")

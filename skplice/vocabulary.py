@@ -23,16 +23,23 @@ URL_ENV_VAR = "SKPLICE_VOCAB_URL"
 class _Named(NamedTuple):
     name: str
     sha256: str
+    size: int  # bytes
 
 
 _NAMED = {
     spec.name: spec
     for spec in (
-        _Named("laion", "aee8e260477dcfbc873f939955ffd472969859054ed46e245bbe8b37d10b508c"),
         _Named(
-            "laion_bigrams", "6561525228843aa8b0d2b27e731c8c2b18dac0e4bdda40761933b0aecda1e67a"
+            "laion", "aee8e260477dcfbc873f939955ffd472969859054ed46e245bbe8b37d10b508c", 262543
         ),
-        _Named("mscoco", "ddd84fc591b2e49c1513cc3dcc199153df276a44686712e21a6efb7711e2d43b"),
+        _Named(
+            "laion_bigrams",
+            "6561525228843aa8b0d2b27e731c8c2b18dac0e4bdda40761933b0aecda1e67a",
+            141006,
+        ),
+        _Named(
+            "mscoco", "ddd84fc591b2e49c1513cc3dcc199153df276a44686712e21a6efb7711e2d43b", 94795
+        ),
     )
 }
 
@@ -268,4 +275,4 @@ def _download(spec, target):
             f"(expected sha256 {spec.sha256}); or set {URL_ENV_VAR} to a mirror."
         )
 
-    return download_verified(url, target, spec.sha256, failure)
+    return download_verified(url, target, spec.sha256, spec.size, failure)
