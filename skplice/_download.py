@@ -42,9 +42,14 @@ def download_verified(url, target, sha256, size, failure):
     try:
         # The files are small (under 300 kB): read whole, verify, then write.
         with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
-            data = response.read(size + 1)
+            announced = response.length  # the Content-Length header, or None
+            if announced is None or announced <= size:
+                # With a Content-Length, read() raises IncompleteRead on a cut body.
+                data = response.read() if announced is not None else response.read(size + 1)
     except (OSError, http.client.HTTPException, ValueError) as exc:
         raise failure(f"{type(exc).__name__}: {exc}") from exc
+    if announced is not None and announced > size:
+        raise failure(f"the server announced {announced} bytes, not the file's {size}")
     if len(data) > size:
         raise failure(f"the server sent more than the file's {size} bytes")
     digest = hashlib.sha256(data).hexdigest()
