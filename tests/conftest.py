@@ -217,3 +217,45 @@ def minilm_laion_concepts(minilm_encoder, vocab_source_dir, tmp_path_factory):
     (home / "vocabularies" / "laion.txt").write_bytes(laion)
     names = load_vocabulary("laion", 3000, data_home=home)
     return minilm_encoder.encode_text(names), names
+
+
+# ---------------------------------------------------------------------------------------
+# Unwritable folders, as a user without write permission meets them. chmod is enough for
+# a normal user; root ignores permission bits, so there the folder is made immutable
+# (chattr +i), which the kernel enforces for root too.
+# ---------------------------------------------------------------------------------------
+def _writable(folder):
+    probe = folder / ".skplice-write-probe"
+    try:
+        probe.mkdir()
+    except OSError:
+        return False
+    probe.rmdir()
+    return True
+
+
+@pytest.fixture
+def read_only():
+    """``read_only(folder)`` makes an existing folder unwritable until the test ends."""
+    import shutil
+    import subprocess
+
+    changed = []
+
+    def make(folder):
+        folder.chmod(0o555)
+        changed.append((folder, "chmod"))
+        if _writable(folder) and shutil.which("chattr"):
+            done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
+            if done.returncode == 0:
+                changed.append((folder, "chattr"))
+        if _writable(folder):
+            pytest.skip("cannot make a folder unwritable here (root without chattr)")
+        return folder
+
+    yield make
+    for folder, how in reversed(changed):
+        if how == "chattr":
+            subprocess.run(["chattr", "-i", str(folder)], check=False)
+        else:
+            folder.chmod(0o755)

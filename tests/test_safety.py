@@ -170,7 +170,7 @@ def test_dictionary_cache_files_are_named_by_hash_inside_the_home(tmp_path, monk
     created = files_under(tmp_path)
     assert len(created) == 2
     for path in created:
-        assert re.fullmatch(r"nested/home/dictionaries/[0-9a-f]{64}\.npy", path), path
+        assert re.fullmatch(r"nested/home/dictionaries/[0-9a-f]{64}\.npz", path), path
 
 
 # -- interruptions leave no partial file ------------------------------------------------------
