@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ._download import download_verified, read_verified
-from ._home import get_data_home
+from ._home import cache_folder, warn_cache_disabled
 
 __all__ = ["VocabularyDownloadError", "load_vocabulary"]
 
@@ -254,11 +254,12 @@ def _from_sequence(vocabulary):
 
 
 def _load_named(spec, data_home):
-    folder = get_data_home(data_home) / "vocabularies"
-    folder.mkdir(exist_ok=True)
-    target = folder / f"{spec.name}.txt"
+    folder = cache_folder("vocabularies", data_home)
+    target = folder.path / f"{spec.name}.txt"
     data = read_verified(target, spec.sha256, f"the '{spec.name}' vocabulary")
     if data is None:
+        if folder.unwritable:
+            warn_cache_disabled(folder.path, folder.unwritable, stacklevel=3)
         data = _download(spec, target)
     # Decode the verified bytes themselves, never a second read that another process may
     # have replaced in between. The blank line in mscoco.txt goes here.
