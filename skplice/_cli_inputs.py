@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from skplice._deps import import_optional
+from skplice._files import non_regular_kind
 from skplice._home import get_data_home
 from skplice.vocabulary import NAMED_VOCABULARIES, load_vocabulary
 
@@ -57,6 +58,11 @@ def check_image_paths(paths, *, on_error):
                 f"image file not found: {path} (use --on-error skip to explain the other "
                 "images anyway)."
             )
+        if on_error == "raise" and (kind := non_regular_kind(path)):
+            raise UsageError(
+                f"{path} is {kind}, not an image file (use --on-error skip to explain the "
+                "other images anyway)."
+            )
     return [str(path) for path in paths]
 
 
@@ -75,8 +81,8 @@ def load_array(path, option, *, mmap=False):
     path = Path(path)
     if not path.exists():
         raise UsageError(f"{option}: file not found: {path}")
-    if path.is_dir():
-        raise UsageError(f"{option}: {path} is a folder, not a .npy file.")
+    if kind := non_regular_kind(path):
+        raise UsageError(f"{option}: {path} is {kind}, not a .npy file.")
     try:
         with open(path, "rb") as file:
             magic = file.read(6)

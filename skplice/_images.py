@@ -25,6 +25,7 @@ import os
 import numpy as np
 
 from ._deps import import_optional
+from ._files import non_regular_kind
 from .exceptions import ImageLoadError
 
 _ENCODED = (bytes, bytearray, memoryview)
@@ -150,6 +151,11 @@ def load_rgb(item, index):
     image_mod, _ = _pil()
     try:
         if isinstance(item, (str, os.PathLike)):
+            kind = non_regular_kind(item)  # before opening: a named pipe would block forever
+            if kind:
+                raise ImageLoadError(
+                    index, describe(item), f"{kind}, not an image file (only files are read)"
+                )
             return _open_encoded(os.fspath(item))
         if isinstance(item, _ENCODED):
             return _open_encoded(io.BytesIO(bytes(item)))

@@ -8,6 +8,8 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
+from skplice._files import non_regular_kind
+
 __all__ = ["transform_batches"]
 
 _DEFAULT_BATCH_SIZE = 8192
@@ -131,6 +133,9 @@ def _check_batch_size(batch_size):
 
 def _open_npy(path):
     """Memory-map a ``.npy`` file read-only, refusing pickled (object) arrays."""
+    kind = non_regular_kind(path)  # a named pipe would block np.load forever
+    if kind:
+        raise ValueError(f"{os.fspath(path)!r} is {kind}, not a .npy file.")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:

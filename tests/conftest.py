@@ -259,3 +259,49 @@ def read_only():
             subprocess.run(["chattr", "-i", str(folder)], check=False)
         else:
             folder.chmod(0o755)
+
+
+# ---------------------------------------------------------------------------------------
+# Named pipes among inputs: opening one blocks until a writer appears, so a test that
+# regresses would hang. `fifo` makes one and, at teardown, opens its write end to release
+# any reader stuck on it; `no_hang(fn, ...)` runs fn in a thread and fails after a delay.
+# ---------------------------------------------------------------------------------------
+@pytest.fixture
+def fifo(tmp_path):
+    """Path of a named pipe that nothing ever writes to."""
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("named pipes need a POSIX system")
+    path = tmp_path / "pipe.jpg"
+    os.mkfifo(path)
+    yield path
+    for _ in range(10):  # release readers blocked in open(): they then read an empty file
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            break  # no reader left
+
+
+@pytest.fixture
+def no_hang():
+    """``no_hang(fn, *args, **kwargs)``: fn's result, or a test failure after 60 s."""
+    import threading
+
+    def run(fn, *args, **kwargs):
+        outcome = {}
+
+        def target():
+            try:
+                outcome["result"] = fn(*args, **kwargs)
+            except BaseException as exc:
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        thread.join(60)
+        if thread.is_alive():
+            pytest.fail(f"{getattr(fn, '__name__', fn)} still runs after 60 s: it hangs")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+
+    return run

@@ -391,6 +391,28 @@ def test_skipped_images_are_reported_and_kept_in_place(photo_dir, tiny, capsys):
     assert status == 2 and "none of the 2 images could be read" in err
 
 
+def test_a_named_pipe_is_never_opened(photo_dir, tiny, fifo, no_hang, capsys):
+    image = photos(photo_dir)[0]
+    base = [*tiny, "--pretrained", "none", "--vocabulary-size", "200", "--image-mean", "none"]
+    status, _, err = no_hang(call, capsys, "explain", image, str(fifo), *base)
+    assert status == 2 and f"{fifo} is a named pipe (FIFO), not an image file" in err
+    status, out, err = no_hang(
+        call, capsys, "explain", image, str(fifo), *base, "--on-error", "skip", "--json"
+    )
+    assert status == 0, err
+    records = json.loads(out)
+    assert "named pipe" in records[1]["error"] and records[0]["concepts"]
+    status, _, err = no_hang(
+        call, capsys, "embed", str(fifo), image, *tiny, "--pretrained", "none",
+        "--on-error", "skip", "--output", fifo.parent / "e.npy",
+    )  # fmt: skip
+    assert status == 0 and "skipped" in err and np.load(fifo.parent / "e.npy").shape == (1, 32)
+    status, _, err = no_hang(
+        call, capsys, "decompose", "--input", fifo, "--output", fifo.parent / "w.npz"
+    )
+    assert status == 2 and "--input: " in err and "is a named pipe (FIFO), not a .npy" in err
+
+
 # ---------------------------------------------------------------- offline first run
 
 

@@ -6,6 +6,7 @@ modified; and the memory layout of an input never changes a result.
 """
 
 import copy
+import os
 import re
 import warnings
 
@@ -16,10 +17,11 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
 from skplice import CLIPEmbedder, SpLiCETransformer, transform_batches
-from skplice.exceptions import ImageLoadError
+from skplice.exceptions import ImageLoadError, SkippedImagesWarning
 
 SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -434,3 +436,32 @@ def test_any_image_array_is_embedded_or_refused_by_position(tiny_embedder, image
         np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, rtol=1e-5)
     for image, original in zip(images, originals, strict=True):
         np.testing.assert_array_equal(image, original)
+
+
+# -- only regular files are opened -------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:No pretrained weights loaded")
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_a_named_pipe_among_image_paths_is_refused_without_opening_it(
+    tiny_embedder, fifo, no_hang, tmp_path, n_jobs
+):
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(photo)
+    embedder = clone(tiny_embedder).set_params(n_jobs=n_jobs)
+    with pytest.raises(ImageLoadError, match=r"image 1 .*named pipe \(FIFO\), not an image file"):
+        no_hang(embedder.transform, [photo, fifo])
+    with pytest.warns(SkippedImagesWarning, match="named pipe") as caught:
+        X, kept = no_hang(embedder.set_params(on_error="skip").embed, [fifo, photo, fifo])
+    np.testing.assert_array_equal(kept, [1])
+    assert [i for i, _, _ in caught[0].message.skipped] == [0, 2]
+    np.testing.assert_array_equal(X, tiny_embedder.transform([photo]))
+
+
+def test_a_device_file_is_refused(tiny_embedder):
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero here")
+    with pytest.raises(ImageLoadError, match="character device"):
+        tiny_embedder.transform(["/dev/zero"])  # an endless stream of zeros

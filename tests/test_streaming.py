@@ -261,3 +261,9 @@ def test_large_memmap_streams_in_bounded_memory(tmp_path):
     control = probe("full")
     assert control["nnz"] == streamed["nnz"]
     assert control["traced"] > 0.9 * size and control["rss"] > 0.9 * size, control
+
+
+def test_a_named_pipe_is_refused_without_opening_it(data, fifo, no_hang):
+    splice = data[-1]
+    with pytest.raises(ValueError, match=r"named pipe \(FIFO\), not a \.npy file"):
+        no_hang(transform_batches, splice, fifo)
