@@ -619,9 +619,9 @@ def _fit_splice(X, args, mean_source, *, batch_size=1024, verbose=False, **sourc
 
 
 def _cosines(X, reconstruction):
-    X = np.asarray(X, dtype=np.float64)
-    X = X / np.linalg.norm(X, axis=1, keepdims=True)
-    return np.sum(X * reconstruction, axis=1)
+    from skplice._rows import row_cosines
+
+    return row_cosines(np.asarray(X, dtype=np.float64), reconstruction)
 
 
 # ---------------------------------------------------------------------------- helpers

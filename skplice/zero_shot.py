@@ -17,6 +17,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skplice._rows import unit_rows
 from skplice.embedding import CLIPEmbedder
 
 __all__ = ["ZeroShotClassifier"]
@@ -170,23 +171,21 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
                 f"The encoder returned an array of shape {embedded.shape} for {len(prompts)} "
                 "prompts; encode_text must return one row per text."
             )
-        norms = np.linalg.norm(embedded, axis=1, keepdims=True)
-        bad = np.flatnonzero(~np.isfinite(norms[:, 0]) | (norms[:, 0] == 0))
+        bad = np.flatnonzero(~np.isfinite(embedded).all(axis=1) | ~np.any(embedded != 0, axis=1))
         if bad.size:
             raise ValueError(
                 f"The encoder returned a zero or non-finite embedding for the prompt "
                 f"{prompts[bad[0]]!r}; a class embedding needs a direction."
             )
-        unit_prompts = embedded / norms
+        unit_prompts = unit_rows(embedded)
         boundaries = np.cumsum([len(names) * len(templates) for names in names_per_class])
         means = np.stack([block.mean(axis=0) for block in np.split(unit_prompts, boundaries[:-1])])
-        mean_norms = np.linalg.norm(means, axis=1, keepdims=True)
-        if not np.all(mean_norms > 0):
+        if not np.all(np.any(means != 0, axis=1)):
             raise ValueError(
                 "The prompts of a class have embeddings that cancel out (their mean is zero); "
                 "use other templates or names."
             )
-        return means / mean_norms
+        return unit_rows(means)
 
     def decision_function(self, X):
         """Cosine similarities between embeddings and class embeddings.
@@ -259,9 +258,10 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         _check_embeddings(X, self)  # the clear message for sparse input comes first
         X = validate_data(self, X, reset=False, dtype=_EMBEDDING_DTYPES)
-        norms = np.linalg.norm(X, axis=1, keepdims=True)
-        norms[norms == 0] = 1  # a zero embedding is equally far from every class
-        return (X / norms) @ self.class_embeddings_.T.astype(X.dtype, copy=False)
+        # A zero embedding is equally far from every class; huge or tiny ones keep their
+        # direction (see skplice._rows).
+        unit_X = unit_rows(X, allow_zero=True)
+        return unit_X @ self.class_embeddings_.T.astype(X.dtype, copy=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -20,7 +20,13 @@ from hypothesis.extra import numpy as hnp
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
-from skplice import CLIPEmbedder, SpLiCETransformer, transform_batches
+from skplice import (
+    CLIPEmbedder,
+    SpLiCETransformer,
+    ZeroShotClassifier,
+    sparsity_sweep,
+    transform_batches,
+)
 from skplice.exceptions import ImageLoadError, SkippedImagesWarning
 
 SETTINGS = settings(
@@ -146,6 +152,44 @@ def test_results_depend_on_direction_only(X, k):
         splice.transform(scaled).toarray(), splice.transform(X).toarray()
     )
     np.testing.assert_array_equal(clone_fit(splice, scaled).image_mean_, splice.image_mean_)
+
+
+class HashedPrompts:
+    """A toy text encoder: a fixed random vector per text, times ``scale``."""
+
+    def __init__(self, n_features, scale=1.0):
+        self.n_features, self.scale = n_features, scale
+
+    def encode_text(self, texts):
+        seeds = [int.from_bytes(text.encode()[:8].ljust(8, b"\0"), "little") for text in texts]
+        rows = [np.random.default_rng(seed).normal(size=self.n_features) for seed in seeds]
+        return np.array(rows) * self.scale
+
+
+@pytest.mark.parametrize(
+    ("dtype", "scale"),
+    [(np.float32, 1e20), (np.float32, 1e-30), (np.float64, 1e160), (np.float64, 1e-200)],
+)
+def test_zero_shot_and_sweep_depend_on_direction_only(dtype, scale):
+    """Squaring entries near the float range overflows (or underflows) a plain norm: the
+    predictions, probabilities and cosines must still be those of the rows' directions."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 16)).astype(dtype)
+    with np.errstate(over="ignore", under="ignore"):
+        scaled = (X.astype(np.float64) * scale).astype(dtype)
+    assert np.isfinite(scaled).all() and np.all(scaled != 0)
+    classes = ["dog", "cat", "car", "tree", "boat"]
+    clf = ZeroShotClassifier(classes, encoder=HashedPrompts(16)).fit(X)
+    np.testing.assert_array_equal(clf.predict(scaled), clf.predict(X))
+    np.testing.assert_allclose(clf.predict_proba(scaled), clf.predict_proba(X), rtol=1e-4)
+    loud = ZeroShotClassifier(classes, encoder=HashedPrompts(16, scale=1e200)).fit(X)
+    np.testing.assert_allclose(loud.class_embeddings_, clf.class_embeddings_, rtol=1e-12)
+
+    splice = SpLiCETransformer(dictionary=rng.normal(size=(30, 16)), l1=0.1).fit(X)
+    expected = sparsity_sweep(splice, X, l1_values=[0.05, 0.2])
+    got = sparsity_sweep(splice, scaled, l1_values=[0.05, 0.2])
+    np.testing.assert_allclose(got["mean_cosine"], expected["mean_cosine"], rtol=1e-5)
+    assert 0.3 < expected["mean_cosine"].iloc[0] < 1
 
 
 def clone_fit(estimator, X):
