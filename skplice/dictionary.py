@@ -9,6 +9,7 @@ import numpy as np
 
 from skplice._files import atomic_writer, non_regular_kind
 from skplice._home import cache_folder, warn_cache_disabled
+from skplice._templates import parse_template
 from skplice.vocabulary import NAMED_VOCABULARIES, load_vocabulary
 
 # Bump when the cached content or its layout changes: old files are then ignored.
@@ -57,6 +58,8 @@ def build_dictionary(
     >>> names, embeddings.shape
     (['dog', 'beach'], (2, 5))
     """
+    if template is not None:
+        parse_template(template)  # a typo fails before any download
     named = isinstance(vocabulary, str) and vocabulary in NAMED_VOCABULARIES
     names = load_vocabulary(vocabulary, size=size if named else None, data_home=data_home)
     if encoder is None:
@@ -81,8 +84,9 @@ def encode_concepts(concepts, encoder, *, template=None, data_home=None):
         E.g. :class:`~skplice.CLIPEmbedder` (its text tower) or
         :class:`~skplice.TextEmbedder`.
     template : str or None, default=None
-        A prompt template with one ``{}`` placeholder for the concept, e.g.
-        ``"a photo of {}"``; None encodes the bare concept.
+        A prompt template with exactly one empty ``{}`` field for the concept, e.g.
+        ``"a photo of {}"`` (``{{`` and ``}}`` are literal braces); None encodes the
+        bare concept.
     data_home : str or path-like, default=None
         Cache folder (default: ``SKPLICE_HOME``, else ``~/.cache/skplice``).
 
@@ -116,11 +120,7 @@ def encode_concepts(concepts, encoder, *, template=None, data_home=None):
            [0., 0., 2., 0., 0.]], dtype=float32)
     """
     concepts = [str(c) for c in concepts]
-    if template is not None and template.count("{}") != 1:
-        raise ValueError(
-            f"template={template!r} must contain exactly one '{{}}' where the concept goes, "
-            "e.g. 'a photo of {}'."
-        )
+    prompt = None if template is None else parse_template(template)
     identity = getattr(encoder, "_encoder_identity", None)
     entry = None
     if identity is not None:
@@ -138,7 +138,7 @@ def encode_concepts(concepts, encoder, *, template=None, data_home=None):
         if cached is not None:
             return cached
         entry.warn_if_unwritable()  # before the encoding, which may take minutes
-    texts = concepts if template is None else [template.format(c) for c in concepts]
+    texts = concepts if prompt is None else [prompt.fill(c) for c in concepts]
     embeddings = np.asarray(encoder.encode_text(texts), dtype=np.float32)
     if embeddings.ndim != 2 or embeddings.shape[0] != len(concepts):
         raise ValueError(

@@ -69,7 +69,8 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         encoded dictionary is cached on disk (see
         :func:`skplice.encode_concepts`), so a second fit is instant.
     template : str or None, default=None
-        Prompt template with one ``{}`` used to encode each concept, e.g.
+        Prompt template with exactly one empty ``{}`` field used to encode each
+        concept (``{{`` and ``}}`` are literal braces), e.g.
         ``"a photo of {}"``; None encodes bare concepts, as the paper does.
     center : bool, default=True
         Centre both the inputs (by ``image_mean_``) and the concept embeddings

@@ -18,6 +18,7 @@ from sklearn.utils.validation import (
 )
 
 from skplice._rows import unit_rows
+from skplice._templates import parse_template
 from skplice.embedding import CLIPEmbedder
 
 __all__ = ["ZeroShotClassifier"]
@@ -46,7 +47,8 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         ``{0: "airplane", 1: ["car", "automobile"]}``; ``dict(enumerate(names))``
         predicts integer labels.
     templates : str or sequence of str, default=("a photo of a {}.",)
-        Prompt templates; ``{}`` is replaced by the class name (``str.format``).
+        Prompt templates, each with exactly one empty ``{}`` field, replaced by the
+        class name (``{{`` and ``}}`` are literal braces, as in ``str.format``).
     encoder : object with an ``encode_text(list[str])`` method, default=None
         Text encoder of the same model as the embeddings, e.g. a
         :class:`CLIPEmbedder`. None uses ``CLIPEmbedder()`` with its defaults.
@@ -160,7 +162,7 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         """Unit-norm mean of the unit-norm prompt embeddings, one row per class."""
         encoder = CLIPEmbedder() if self.encoder is None else self.encoder
         prompts = [
-            template.format(name)
+            template.fill(name)
             for names in names_per_class
             for name in names
             for template in templates
@@ -308,13 +310,7 @@ def _parse_templates(templates):
     templates = [templates] if isinstance(templates, str) else list(templates)
     if not templates:
         raise ValueError("templates is empty; pass at least one, e.g. 'a photo of a {}.'.")
-    for template in templates:
-        if not isinstance(template, str) or "{}" not in template:
-            raise ValueError(
-                f"Each template must be a string with a '{{}}' placeholder for the class "
-                f"name; got {template!r}."
-            )
-    return templates
+    return [parse_template(template, "templates") for template in templates]
 
 
 def _check_labels(y, labels):

@@ -9,6 +9,7 @@ import copy
 import os
 import re
 import warnings
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from skplice import (
     CLIPEmbedder,
     SpLiCETransformer,
     ZeroShotClassifier,
+    encode_concepts,
     sparsity_sweep,
     transform_batches,
 )
@@ -190,6 +192,57 @@ def test_zero_shot_and_sweep_depend_on_direction_only(dtype, scale):
     got = sparsity_sweep(splice, scaled, l1_values=[0.05, 0.2])
     np.testing.assert_allclose(got["mean_cosine"], expected["mean_cosine"], rtol=1e-5)
     assert 0.3 < expected["mean_cosine"].iloc[0] < 1
+
+
+class Echo:
+    """A toy text encoder that records the texts it was given."""
+
+    def __init__(self):
+        self.texts = []
+
+    def encode_text(self, texts):
+        self.texts += texts
+        return np.array([[len(t), t.count("{"), t.count("}"), sum(map(ord, t)) % 97 + 1.0]
+                         for t in texts])  # fmt: skip
+
+
+BAD_TEMPLATES = [
+    ("a {} and {}", r"it has 2 fields \('\{\}', '\{\}'\)"),
+    ("a {} {x}", r"it has 2 fields \('\{\}', '\{x\}'\)"),
+    ("a {} {", "Single '{' encountered"),
+    ("a {} }", "Single '}' encountered"),
+    ("{{}}", "it has 0 fields"),
+    ("a photo", "it has 0 fields"),
+    ("a {0}", r"its field '\{0\}' is not empty"),
+    ("a {!r}", r"its field '\{!r\}' is not empty"),
+]
+
+
+@pytest.mark.parametrize(("template", "problem"), BAD_TEMPLATES)
+@pytest.mark.parametrize("where", ["encode_concepts", "SpLiCETransformer", "ZeroShotClassifier"])
+def test_a_template_needs_exactly_one_empty_field(template, problem, where, skplice_home):
+    encoder = Echo()
+    if where == "encode_concepts":
+        call = partial(encode_concepts, ["dog", "cat"], encoder, template=template)
+    elif where == "SpLiCETransformer":
+        splice = SpLiCETransformer(vocabulary=["dog", "cat", "car"], encoder=encoder,
+                                   template=template)  # fmt: skip
+        call = partial(splice.fit, np.ones((2, 4)))
+    else:
+        clf = ZeroShotClassifier(["dog", "cat"], templates=["a {}", template], encoder=encoder)
+        call = partial(clf.fit, np.ones((2, 4)))
+    with pytest.raises(ValueError, match=r"must contain exactly one '\{\}' where the name goes"):
+        call()
+    with pytest.raises(ValueError, match=problem):
+        call()
+    assert encoder.texts == []  # refused before anything was encoded
+
+
+def test_literal_braces_in_templates_and_names_are_kept(skplice_home):
+    encoder = Echo()
+    encode_concepts(["dog", "{x}"], encoder, template="{{a}} {} }}")
+    ZeroShotClassifier(["cat", "{}"], templates="{{{}}}", encoder=encoder).fit(np.ones((2, 4)))
+    assert encoder.texts == ["{a} dog }", "{a} {x} }", "{cat}", "{{}}"]
 
 
 def clone_fit(estimator, X):
