@@ -1,5 +1,6 @@
 """skplice: sparse, non-negative concept decompositions of CLIP embeddings (SpLiCE)."""
 
+from skplice._version import __version__
 from skplice.dictionary import build_dictionary, encode_concepts
 from skplice.editing import ConceptEditor, edit_embeddings
 from skplice.embedding import CLIPEmbedder, TextEmbedder
@@ -17,8 +18,6 @@ from skplice.streaming import transform_batches
 from skplice.sweep import sparsity_sweep
 from skplice.vocabulary import load_vocabulary
 from skplice.zero_shot import ZeroShotClassifier
-
-__version__ = "0.1.0.dev0"
 
 __all__ = [
     "CLIPEmbedder",

@@ -80,7 +80,7 @@ def check_output_path(path, option):
 def load_array(path, option, *, mmap=False):
     """A numeric array from a ``.npy`` file (memory-mapped if asked), with clear errors."""
     path = Path(path)
-    if not path.exists():
+    if not os.path.exists(path):  # unlike Path.exists, False for a name too long too
         raise UsageError(f"{option}: file not found: {path}")
     if kind := non_regular_kind(path):
         raise UsageError(f"{option}: {path} is {kind}, not a .npy file.")

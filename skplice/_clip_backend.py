@@ -14,6 +14,7 @@ import torch
 from . import _model_cache
 from ._deps import import_optional
 from ._fingerprint import dir_digest, file_digest
+from ._text import shorten
 
 #: Seed of the generator that builds ``pretrained=None`` (random) weights.
 RANDOM_WEIGHTS_SEED = 0
@@ -70,14 +71,14 @@ def resolve_spec(model, pretrained):
     if model.startswith(_LOCAL_DIR):
         folder = model[len(_LOCAL_DIR) :]
         if not os.path.isdir(folder):
-            raise ValueError(f"model={model!r}: folder {folder!r} does not exist.")
+            raise ValueError(f"model={shorten(repr(model))}: that folder does not exist.")
         return ClipSpec(_LOCAL_DIR + os.path.realpath(folder), "local-dir")
 
     name = model.replace("/", "-")
     known = open_clip.list_models()
     if name not in known:
         raise ValueError(
-            f"Unknown open_clip model {model!r}. Valid names: {', '.join(known)}; or "
+            f"Unknown open_clip model {shorten(repr(model))}. Valid names: {', '.join(known)}; or "
             "'hf-hub:<org>/<repo>', or 'local-dir:<folder>' (see open_clip.list_models(), "
             "open_clip.add_model_config)."
         )
@@ -94,13 +95,13 @@ def resolve_spec(model, pretrained):
         or "/" in path
         or (path.lower().endswith(_CHECKPOINT_SUFFIXES))
     ):
-        raise ValueError(f"Checkpoint file pretrained={path!r} does not exist.")
+        raise ValueError(f"Checkpoint file pretrained={shorten(repr(path))} does not exist.")
     tags = open_clip.list_pretrained_tags_by_model(name)
     valid = ", ".join(tags) if tags else "(open_clip lists no pretrained weights for it)"
     raise ValueError(
-        f"Unknown pretrained tag {pretrained!r} for open_clip model {name!r}. Valid tags for "
-        f"{name!r}: {valid}. Or pass the path of a local checkpoint file, or None for "
-        "deterministic random weights."
+        f"Unknown pretrained tag {shorten(repr(pretrained))} for open_clip model {name!r}. "
+        f"Valid tags for {name!r}: {valid}. Or pass the path of a local checkpoint file, or "
+        "None for deterministic random weights."
     )
 
 
@@ -211,8 +212,15 @@ def _create(spec, device, precision):
     except Exception as exc:
         if spec.source == "checkpoint":
             raise ValueError(
-                f"Could not load checkpoint {spec.pretrained!r} into open_clip model "
-                f"{spec.model!r}: {type(exc).__name__}: {exc}"
+                f"Could not load checkpoint {shorten(repr(spec.pretrained))} into open_clip "
+                f"model {spec.model!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if spec.source == "local-dir":
+            raise ValueError(
+                f"Could not load the open_clip model in folder "
+                f"{shorten(repr(spec.model[len(_LOCAL_DIR) :]))} (model='local-dir:...', "
+                "a folder with open_clip_config.json and its weights file): "
+                f"{type(exc).__name__}: {exc}"
             ) from exc
         raise
 

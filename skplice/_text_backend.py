@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from . import _model_cache
 from ._deps import import_optional
 from ._fingerprint import dir_digest
+from ._text import shorten
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ def resolve_spec(model):
     # Hub ids are "name" or "org/name"; anything else can only be a (missing) folder.
     looks_like_path = model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1
     if not model or looks_like_path:
-        raise ValueError(f"Model folder {model!r} does not exist.")
+        raise ValueError(f"Model folder {shorten(repr(model))} does not exist.")
     return TextSpec(model, False)
 
 

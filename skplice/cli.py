@@ -47,6 +47,7 @@ from skplice._cli_outputs import (
     write_plot,
     write_weights,
 )
+from skplice._text import shorten_words
 from skplice.exceptions import ImageLoadError, SkippedImagesWarning
 
 __all__ = ["main"]
@@ -138,7 +139,7 @@ def main(argv=None):
             if args.debug:
                 raise
             message, status = _describe(exc)
-            print(f"{prog}: error: {message}", file=sys.stderr)
+            print(f"{prog}: error: {shorten_words(message)}", file=sys.stderr)
             return status
 
 
@@ -691,7 +692,8 @@ def _not_handled_elsewhere(record):
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"{PROG}: warning: {message}", file=sys.stderr if file is None else file)
+    text = shorten_words(str(message))
+    print(f"{PROG}: warning: {text}", file=sys.stderr if file is None else file)
 
 
 def _describe(exc):

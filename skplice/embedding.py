@@ -22,6 +22,7 @@ from . import _clip_backend, _model_cache, _text_backend
 from ._device import resolve_device
 from ._images import as_image_list, describe, load_rgb
 from ._oom import ShrinkingBatches, call_with_shrinking_batch
+from ._pickle import VersionedPickleMixin
 from ._prefetch import prefetched_batches
 from .exceptions import ImageLoadError, SkippedImagesWarning
 
@@ -107,7 +108,7 @@ def _pandas_output_requested(estimator):
     return _get_output_config("transform", estimator)["dense"] == "pandas"
 
 
-class _BaseEmbedder(TransformerMixin, BaseEstimator):
+class _BaseEmbedder(VersionedPickleMixin, TransformerMixin, BaseEstimator):
     """Shared scikit-learn plumbing of the stateless embedders."""
 
     def fit(self, X, y=None):
@@ -255,6 +256,8 @@ class CLIPEmbedder(_BaseEmbedder):
         "n_jobs": [Integral, None],
         "on_error": [StrOptions({"raise", "skip"})],
     }
+    # The parameters that decide the embeddings (not where or how fast they are computed).
+    _identity_params = ("model", "pretrained", "precision", "normalize")
 
     def __init__(
         self,
@@ -498,6 +501,8 @@ class TextEmbedder(_BaseEmbedder):
         "normalize": ["boolean"],
         "verbose": ["verbose"],
     }
+    # The parameters that decide the embeddings (not where or how fast they are computed).
+    _identity_params = ("model", "normalize")
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from skplice._files import non_regular_kind
+from skplice._text import shorten, with_short_filenames
 
 __all__ = ["transform_batches"]
 
@@ -137,20 +138,23 @@ def _check_batch_size(batch_size):
 
 def _open_npy(path):
     """Memory-map a ``.npy`` file read-only, refusing pickled (object) arrays."""
-    kind = non_regular_kind(path)  # a named pipe would block np.load forever
+    try:
+        kind = non_regular_kind(path)  # a named pipe would block np.load forever
+    except OSError as exc:
+        raise with_short_filenames(exc) from None
     if kind:
-        raise ValueError(f"{os.fspath(path)!r} is {kind}, not a .npy file.")
+        raise ValueError(f"{shorten(repr(os.fspath(path)))} is {kind}, not a .npy file.")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
         raise ValueError(
-            f"Could not memory-map {os.fspath(path)!r} as a .npy array: {exc}"
+            f"Could not memory-map {shorten(repr(os.fspath(path)))} as a .npy array: {exc}"
         ) from exc
     if not isinstance(array, np.ndarray):  # an .npz archive
         array.close()
         raise ValueError(
-            f"{os.fspath(path)!r} is an .npz archive; transform_batches reads a .npy file "
-            "holding one array (np.save), or pass the archive's array itself."
+            f"{shorten(repr(os.fspath(path)))} is an .npz archive; transform_batches reads a "
+            ".npy file holding one array (np.save), or pass the archive's array itself."
         )
     return array
 

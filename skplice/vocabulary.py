@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from ._download import download_verified, read_verified
 from ._home import cache_folder, warn_cache_disabled
+from ._text import shorten
 
 __all__ = ["VocabularyDownloadError", "load_vocabulary"]
 
@@ -220,16 +221,21 @@ def _strip(entries):
 
 def _read_file(path):
     path = Path(path)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError:  # e.g. a name too long for the file system: no such file either
+        found = False
+    if not found:
         raise ValueError(
-            f"{str(path)!r} is not a named vocabulary ({', '.join(map(repr, _NAMED))}) "
-            f"and no file was found at {path.resolve()}."
+            f"{shorten(repr(str(path)))} is not a named vocabulary "
+            f"({', '.join(map(repr, _NAMED))}) and no file was found at "
+            f"{shorten(path.resolve())}."
         )
     try:
         # utf-8-sig drops the byte-order mark some editors write.
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not a UTF-8 text file: {exc}") from exc
+        raise ValueError(f"{shorten(path)} is not a UTF-8 text file: {exc}") from exc
     return _strip(text.splitlines())
 
 

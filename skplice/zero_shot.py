@@ -17,6 +17,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skplice._pickle import VersionedPickleMixin
+from skplice._refit import check_state_params, record_state_params
 from skplice._rows import unit_rows
 from skplice._templates import parse_template
 from skplice.embedding import CLIPEmbedder
@@ -26,7 +28,7 @@ __all__ = ["ZeroShotClassifier"]
 _EMBEDDING_DTYPES = [np.float64, np.float32]
 
 
-class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
+class ZeroShotClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
     """Classify embeddings by cosine similarity to text prompts, as CLIP does zero-shot.
 
     Each class is embedded as the normalised mean of the normalised text
@@ -113,6 +115,8 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         "encoder": [HasMethods(["encode_text"]), None],
         "logit_scale": [Interval(Real, 0, None, closed="neither")],
     }
+    # Parameters the fitted state depends on: changing one after fit asks for a refit.
+    _state_params = ("classes", "templates", "encoder")
 
     def __init__(self, classes, templates=("a photo of a {}.",), encoder=None, logit_scale=100.0):
         self.classes = classes
@@ -156,6 +160,7 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         validate_data(self, X, reset=True, skip_check_array=True)
         self.classes_ = _label_array(labels)
         self.class_embeddings_ = class_embeddings
+        record_state_params(self)
         return self
 
     def _encode_classes(self, names_per_class, templates):
@@ -258,6 +263,7 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
 
     def _cosines(self, X):
         check_is_fitted(self)
+        check_state_params(self)
         _check_embeddings(X, self)  # the clear message for sparse input comes first
         X = validate_data(self, X, reset=False, dtype=_EMBEDDING_DTYPES)
         # A zero embedding is equally far from every class; huge or tiny ones keep their

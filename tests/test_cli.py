@@ -580,6 +580,17 @@ def test_too_many_images_to_plot(photo_dir, tiny, tmp_path, capsys):
     assert status == 2 and "at most 20" in err
 
 
+def test_long_paths_are_shortened_in_the_middle(tmp_path, photo_dir, tiny, capsys):
+    long = "/tmp/" + "deep/" * 1000
+    status, _, err = call(capsys, "decompose", "--input", long + "X.npy", "--output", "w.npz")
+    assert status == 2 and len(err) < 400 and "X.npy" in err and "..." in err, err[:300]
+    status, _, err = call(
+        capsys, "explain", photos(photo_dir)[0], long + "b.jpg", *tiny, "--pretrained", "none",
+        "--on-error", "skip", "--vocabulary-size", "200",
+    )  # fmt: skip
+    assert status == 0 and max(map(len, err.splitlines())) < 800, err[:300]
+
+
 def test_debug_reraises_usage_errors(tmp_path):
     from skplice._cli_inputs import UsageError
 
