@@ -16,7 +16,6 @@ import numpy as np
 from skplice._deps import import_optional
 from skplice._files import non_regular_kind
 from skplice._home import get_data_home
-from skplice._rows import unit_rows
 from skplice.vocabulary import NAMED_VOCABULARIES, load_vocabulary
 
 #: Exit status of a failure while running (download, missing package, write error).
@@ -201,6 +200,8 @@ def load_image_mean(path, n_features):
     if array.ndim == 2 and array.shape[0] == 1:
         array = array[0]
     if array.ndim == 2 and array.shape[0] >= 2:
+        from skplice._rows import unit_rows  # scipy: not for --help
+
         if not np.all(np.any(array != 0, axis=1)):
             raise UsageError(f"--image-mean: {path} has all-zero rows; remove them.")
         array = unit_rows(array).mean(axis=0)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from skplice import __version__
 from skplice._cli_inputs import (
     DEFAULT_MODEL,
     DEFAULT_PRETRAINED,
@@ -48,6 +47,7 @@ from skplice._cli_outputs import (
     write_weights,
 )
 from skplice._text import shorten_words
+from skplice._version import __version__
 from skplice.exceptions import ImageLoadError, SkippedImagesWarning
 
 __all__ = ["main"]

@@ -130,6 +130,26 @@ def test_version(cli_env):
     assert result.stdout.strip() == f"skplice {__version__}"
 
 
+def test_help_imports_no_heavy_library(cli_env):
+    """--help answers in about a second: torch, scikit-learn and pandas load lazily."""
+    probe = (
+        "import sys\n"
+        "from skplice.cli import main\n"
+        "for args in (['--help'], ['explain', '--help'], ['decompose', '--help']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = ('torch', 'sklearn', 'pandas', 'open_clip', 'matplotlib')\n"
+        "print('imported:', sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=cli_env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("imported: []"), result.stdout[-300:]
+
+
 def test_console_script_is_declared():
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
