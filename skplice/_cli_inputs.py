@@ -6,9 +6,6 @@ the fix, before any model is loaded, so that a typo costs seconds, not a model d
 
 import json
 import os
-import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +25,6 @@ DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 #: With ``--image-mean auto``, the fewest inputs whose own mean is used for centring.
 MIN_INPUTS_FOR_MEAN = 10
 MEAN_MODES = ("auto", "inputs", "none")
-_HUB_PROBE_TIMEOUT = 5  # seconds
 
 
 class CommandError(Exception):
@@ -307,31 +303,3 @@ def resolve_pretrained(model, pretrained):
             "none for random weights."
         )
     return None if pretrained.lower() == "none" else pretrained
-
-
-def go_offline_if_hub_unreachable(model, pretrained):
-    """Switch huggingface_hub to offline mode when its server cannot be reached.
-
-    Without this, an offline first run retries for about a minute before failing.
-    Offline mode still uses weights already in the Hugging Face cache. Nothing is done
-    when ``HF_HUB_OFFLINE`` is set (to any non-empty value), when huggingface_hub is already
-    imported (the setting would not reach it), or when the weights are local. Returns
-    why the server was unreachable, or None.
-    """
-    if os.environ.get("HF_HUB_OFFLINE", "") != "" or "huggingface_hub" in sys.modules:
-        return None
-    if model.startswith("local-dir:"):
-        return None
-    if not model.startswith("hf-hub:") and (pretrained is None or os.path.exists(pretrained)):
-        return None
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    try:
-        request = urllib.request.Request(endpoint, method="HEAD")
-        with urllib.request.urlopen(request, timeout=_HUB_PROBE_TIMEOUT):
-            pass
-    except urllib.error.HTTPError:
-        return None  # the server answered
-    except (OSError, ValueError) as exc:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        return f"{endpoint} could not be reached ({exc}), so only the local cache was searched"
-    return None

@@ -7,11 +7,12 @@ keeps loaded models in :mod:`skplice._model_cache`.
 import hashlib
 import json
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 
-from . import _model_cache
+from . import _hub, _model_cache
 from ._deps import import_optional
 from ._fingerprint import dir_digest, file_digest
 from ._text import shorten
@@ -129,7 +130,12 @@ def get_bundle(spec, device, precision):
 def get_tokenizer(spec):
     """The open_clip tokenizer of ``spec``'s architecture, cached process-wide."""
     key = ("open_clip-tokenizer", spec.model)
-    return _model_cache.get_or_load(key, lambda: _open_clip().get_tokenizer(spec.model))
+
+    def load():
+        with _hub_scope(spec):  # an hf-hub model's tokenizer comes from the Hub
+            return _open_clip().get_tokenizer(spec.model)
+
+    return _model_cache.get_or_load(key, load)
 
 
 def _download_failed(spec, exc):
@@ -149,7 +155,8 @@ def _download_failed(spec, exc):
             "open_clip_model.safetensors) and pass its path: "
             f"CLIPEmbedder(model={spec.model!r}, pretrained='/path/to/checkpoint'). A "
             "checkpoint path uses the architecture's default preprocessing; weights with "
-            "their own preprocessing need model='local-dir:<folder>' (below)."
+            "their own preprocessing need model='local-dir:<folder>', a folder holding the "
+            "repository's open_clip_config.json and weights."
         )
     else:
         hub = spec.model[len(_HF_HUB) :]
@@ -159,9 +166,11 @@ def _download_failed(spec, exc):
             f"download the repository files (huggingface-cli download {hub} --local-dir "
             f"<folder>) and pass CLIPEmbedder(model='local-dir:<folder>')."
         )
+    unreachable = _hub.unreachable_reason()  # the probe's answer, remembered
     return OSError(
-        f"Could not download the open_clip weights for {what} from {where}: "
-        f"{type(exc).__name__}: {exc}\n{cache_tip}{how}"
+        f"Could not download the open_clip weights for {what} from {where}"
+        + (f" ({unreachable})" if unreachable else "")
+        + f": {type(exc).__name__}: {exc}\n{cache_tip}{how}"
     )
 
 
@@ -225,11 +234,17 @@ def _create(spec, device, precision):
         raise
 
 
+def _hub_scope(spec):
+    """Offline mode around what reaches the Hub, when it cannot be reached (skplice._hub)."""
+    return _hub.offline_if_unreachable() if spec.source in ("tag", "hf-hub") else nullcontext()
+
+
 def _load(spec, device, precision):
     open_clip = _open_clip()
     from open_clip.transform import PreprocessCfg, image_transform_v2
 
-    model = _create(spec, device, precision)
+    with _hub_scope(spec):
+        model = _create(spec, device, precision)
     model.eval()
     model.requires_grad_(False)
     preprocess = image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)

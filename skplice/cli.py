@@ -29,7 +29,6 @@ from skplice._cli_inputs import (
     check_mean_source,
     check_output_path,
     check_vocabulary,
-    go_offline_if_hub_unreachable,
     load_image_mean,
     load_matrix,
     load_names,
@@ -517,8 +516,6 @@ def _embedder(args, *, on_error="raise", batch_size=64):
     if args.model_config is None:
         model = args.model or DEFAULT_MODEL
         pretrained = resolve_pretrained(model, args.pretrained)
-        # Must run before open_clip (which imports huggingface_hub) is imported.
-        args.hub_unreachable = go_offline_if_hub_unreachable(model, pretrained)
     else:
         config_name = register_model_config(args.model_config)
         model = args.model or config_name
@@ -554,7 +551,9 @@ def _load_model(embedder, args):
         weights = (
             f"{embedder.model}, {embedder.pretrained}" if embedder.pretrained else embedder.model
         )
-        reason = getattr(args, "hub_unreachable", None)
+        from skplice._hub import unreachable_reason
+
+        reason = unreachable_reason()  # the answer of the probe made before the download
         lines = [
             f"could not download the CLIP model weights ({weights})"
             + (f": {reason}." if reason else "."),

@@ -17,7 +17,7 @@ import pytest
 import scipy.sparse as sp
 
 from skplice import CLIPEmbedder, SpLiCETransformer, __version__
-from skplice._cli_inputs import go_offline_if_hub_unreachable, load_matrix
+from skplice._cli_inputs import load_matrix
 from skplice.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -462,35 +462,6 @@ def test_offline_download_failure_in_process(monkeypatch, tmp_path, skplice_home
     assert "could not download the CLIP model weights (ViT-B-32, laion2b_s34b_b79k)" in err
     assert "huggingface.co/laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in err
     assert "--vocabulary words.txt" in err  # the empty SKPLICE_HOME has no vocabulary
-
-
-def test_unreachable_hub_switches_to_offline_mode(monkeypatch):
-    import urllib.error
-    import urllib.request
-
-    calls = []
-
-    def unreachable(request, timeout):
-        calls.append(request.full_url)
-        raise urllib.error.URLError("Name or service not known")
-
-    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delitem(sys.modules, "huggingface_hub", raising=False)
-    assert go_offline_if_hub_unreachable("ViT-B-32", __file__) is None  # local weights
-    assert calls == []
-    reason = go_offline_if_hub_unreachable("ViT-B-32", "laion2b_s34b_b79k")
-    assert "could not be reached" in reason and "Name or service" in reason
-    assert os.environ["HF_HUB_OFFLINE"] == "1" and calls == ["https://huggingface.co"]
-
-    monkeypatch.delenv("HF_HUB_OFFLINE")
-
-    def answers(request, timeout):
-        raise urllib.error.HTTPError(request.full_url, 405, "Method Not Allowed", {}, None)
-
-    monkeypatch.setattr(urllib.request, "urlopen", answers)
-    assert go_offline_if_hub_unreachable("hf-hub:org/repo", None) is None
-    assert "HF_HUB_OFFLINE" not in os.environ
 
 
 # ------------------------------------------------------------------------ errors
