@@ -4,6 +4,8 @@ Every check raises :class:`UsageError` (exit status 2) naming the option, the pr
 the fix, before any model is loaded, so that a typo costs seconds, not a model download.
 """
 
+import difflib
+import glob
 import json
 import os
 from pathlib import Path
@@ -49,6 +51,8 @@ def check_image_paths(paths, *, on_error):
             raise UsageError(
                 f"{path} is a folder; pass image files, e.g. {os.path.join(path, '*.jpg')}."
             )
+        if not os.path.exists(path) and glob.has_magic(path):
+            raise UsageError(_unexpanded_pattern(path))
         if on_error == "raise" and not os.path.exists(path):
             raise UsageError(
                 f"image file not found: {path} (use --on-error skip to explain the other "
@@ -60,6 +64,21 @@ def check_image_paths(paths, *, on_error):
                 "other images anyway)."
             )
     return [str(path) for path in paths]
+
+
+def _unexpanded_pattern(path):
+    matches = len(glob.glob(path))
+    if matches:
+        why = (
+            f"it matches {matches} files, but it was quoted, so the shell passed it as is: "
+            "leave it unquoted"
+        )
+    else:
+        why = (
+            "the shell passes a pattern as is when no file matches it: check the folder and "
+            "the extension (*.jpg matches neither .JPG nor .jpeg)"
+        )
+    return f"no file is named {path}; it looks like a file-name pattern, and {why}."
 
 
 def check_output_path(path, option):
@@ -240,10 +259,12 @@ def check_vocabulary(vocabulary):
     if vocabulary in NAMED_VOCABULARIES:
         return vocabulary
     if not os.path.isfile(vocabulary):
+        close = difflib.get_close_matches(vocabulary, NAMED_VOCABULARIES, n=1)
         raise UsageError(
             f"--vocabulary {vocabulary}: not a named vocabulary "
-            f"({', '.join(NAMED_VOCABULARIES)}) and no such file; a vocabulary file has "
-            "one concept per line."
+            f"({', '.join(NAMED_VOCABULARIES)}) and no such file"
+            + (f" (did you mean {close[0]}?)" if close else "")
+            + "; a vocabulary file has one concept per line."
         )
     return vocabulary
 
@@ -291,15 +312,26 @@ def register_model_config(path):
 
 def resolve_pretrained(model, pretrained):
     """The ``pretrained`` value for CLIPEmbedder: a tag, a checkpoint path, or None."""
-    if pretrained is None:
-        if model == DEFAULT_MODEL:
-            return DEFAULT_PRETRAINED
-        if model.startswith(("hf-hub:", "local-dir:")):
-            return None
-        tags = import_optional("open_clip").list_pretrained_tags_by_model(model)
-        shown = f"one of its tags ({', '.join(tags)}), " if tags else ""
+    if pretrained is not None:
+        return None if pretrained.lower() == "none" else pretrained
+    if model.startswith(("hf-hub:", "local-dir:")):
+        return None
+    name = model.replace("/", "-")  # open_clip's spelling rule: ViT-B/32 is ViT-B-32
+    if name == DEFAULT_MODEL:
+        return DEFAULT_PRETRAINED
+    open_clip = import_optional("open_clip")
+    known = open_clip.list_models()
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=3)
         raise UsageError(
-            f"--model {model} needs --pretrained: {shown}the path of a checkpoint file, or "
-            "none for random weights."
+            f"--model {model}: unknown open_clip architecture"
+            + (f" (did you mean {', '.join(close)}?)" if close else "")
+            + "; open_clip.list_models() names them all. Or give hf-hub:ORG/REPO, "
+            "local-dir:FOLDER, or a --model-config file."
         )
-    return None if pretrained.lower() == "none" else pretrained
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    shown = f"one of its tags ({', '.join(tags)}), " if tags else ""
+    raise UsageError(
+        f"--model {model} needs --pretrained: {shown}the path of a checkpoint file, or "
+        "none for random weights."
+    )

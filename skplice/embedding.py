@@ -56,12 +56,12 @@ def clear_model_cache():
     return _model_cache.clear()
 
 
-def _as_text_list(texts):
-    """Validate a collection of strings and return it as a list."""
+def _as_text_list(texts, method="encode_text"):
+    """Validate a collection of strings and return it as a list (``method`` is the caller)."""
     if isinstance(texts, (str, bytes)):
         raise TypeError(
             "Expected a collection of strings, got a single string. Wrap it in a list: "
-            "encode_text(['a photo of a dog'])."
+            f"{method}(['a photo of a dog'])."
         )
     if hasattr(texts, "columns") and hasattr(texts, "shape"):
         if texts.shape[1] != 1:
@@ -525,8 +525,8 @@ class TextEmbedder(_BaseEmbedder):
     def _model(self):
         return _text_backend.get_model(self._spec(), resolve_device(self.device))
 
-    def _check_collection(self, X):
-        if not _as_text_list(X):
+    def _check_collection(self, X, method="fit"):
+        if not _as_text_list(X, method):
             raise ValueError("Found 0 texts; at least one is required.")
 
     def _embedding_dim(self):
@@ -561,7 +561,7 @@ class TextEmbedder(_BaseEmbedder):
         X_new : ndarray of shape (n_texts, embedding_dim), dtype float32
             The embeddings.
         """
-        self._check_collection(X)
+        self._check_collection(X, "transform")
         return self.encode_text(X)
 
     def encode_text(self, texts):

@@ -1,5 +1,6 @@
 """Concept vocabularies: the SpLiCE word lists (downloaded, verified, cached) and custom ones."""
 
+import difflib
 import os
 from collections import Counter
 from collections.abc import Mapping, Set
@@ -226,10 +227,11 @@ def _read_file(path):
     except OSError:  # e.g. a name too long for the file system: no such file either
         found = False
     if not found:
+        close = difflib.get_close_matches(str(path), _NAMED, n=1)
         raise ValueError(
             f"{shorten(repr(str(path)))} is not a named vocabulary "
             f"({', '.join(map(repr, _NAMED))}) and no file was found at "
-            f"{shorten(path.resolve())}."
+            f"{shorten(path.resolve())}" + (f"; did you mean {close[0]!r}?" if close else ".")
         )
     try:
         # utf-8-sig drops the byte-order mark some editors write.

@@ -625,6 +625,7 @@ def test_failed_download_explains_local_checkpoint(no_network_hf):
     message = str(info.value)
     assert "huggingface.co/laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in message
     assert "pretrained='/path/to/checkpoint'" in message
+    assert "(below)" not in message  # nothing follows it
 
 
 def test_failed_hub_model_download(no_network_hf):
@@ -838,3 +839,12 @@ def test_text_embedder_model_errors(no_network_hf, tmp_path):
         TextEmbedder(tmp_path / "nowhere").transform(["a"])
     with pytest.raises(OSError, match=r"(?s)Could not load .*skplice-no-such-model.*save\("):
         TextEmbedder("skplice-tests/skplice-no-such-model", device="cpu").transform(["a"])
+
+
+@pytest.mark.parametrize("method", ["fit", "transform", "fit_transform", "encode_text"])
+def test_a_single_text_error_names_the_method_called(minilm_path, method):
+    embedder = TextEmbedder(minilm_path, device="cpu")
+    shown = "fit" if method == "fit_transform" else method  # fit_transform fits first
+    message = rf"got a single string.*{shown}\(\[.a photo of a dog.\]\)"
+    with pytest.raises(TypeError, match=message):
+        getattr(embedder, method)("a dog")

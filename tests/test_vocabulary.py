@@ -480,6 +480,9 @@ def test_unknown_name_lists_valid_names(tmp_path, monkeypatch):
     for name in NAMES:
         assert repr(name) in str(info.value)
     assert str(tmp_path / "laoin") in str(info.value)
+    assert str(info.value).endswith("did you mean 'laion'?")
+    with pytest.raises(ValueError, match=r"found at .*animals\.txt\.$"):  # no guess
+        load_vocabulary("words/animals.txt")
 
 
 @pytest.mark.parametrize("vocabulary", [[], ["", "  "], ()])
