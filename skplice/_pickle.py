@@ -10,7 +10,7 @@ _KEY = "_skplice_version"
 UNSTAMPED = "unknown (a pickle without a skplice version)"
 
 
-class VersionedPickleMixin:
+class _VersionedPickleMixin:
     """Stamp the pickled state with the skplice version; warn on a mismatch when loading.
 
     Place it left of ``BaseEstimator``, whose ``__getstate__``/``__setstate__`` it extends.

@@ -22,14 +22,14 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from skplice._pickle import VersionedPickleMixin
+from skplice._pickle import _VersionedPickleMixin
 from skplice._refit import check_state_params, record_state_params
 from skplice._weights import carried_names, check_same_names, require_names, resolve_names
 
 __all__ = ["ConceptEditor", "edit_embeddings"]
 
 
-class ConceptEditor(VersionedPickleMixin, TransformerMixin, BaseEstimator):
+class ConceptEditor(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
     """Remove, scale or keep concepts, by name, in SpLiCE concept weights.
 
     Place it after a :class:`~skplice.SpLiCETransformer` to edit what a downstream

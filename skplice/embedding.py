@@ -22,7 +22,7 @@ from . import _clip_backend, _model_cache, _text_backend
 from ._device import resolve_device
 from ._images import as_image_list, describe, load_rgb
 from ._oom import ShrinkingBatches, call_with_shrinking_batch
-from ._pickle import VersionedPickleMixin
+from ._pickle import _VersionedPickleMixin
 from ._prefetch import prefetched_batches
 from .exceptions import ImageLoadError, SkippedImagesWarning
 
@@ -108,7 +108,7 @@ def _pandas_output_requested(estimator):
     return _get_output_config("transform", estimator)["dense"] == "pandas"
 
 
-class _BaseEmbedder(VersionedPickleMixin, TransformerMixin, BaseEstimator):
+class _BaseEmbedder(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
     """Shared scikit-learn plumbing of the stateless embedders."""
 
     def fit(self, X, y=None):

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from skplice._device import resolve_device
 from skplice._oom import ShrinkingBatches
-from skplice._pickle import VersionedPickleMixin
+from skplice._pickle import _VersionedPickleMixin
 from skplice._refit import check_state_params, record_state_params
 from skplice._rows import row_cosines, scaled_rows, unit_rows
 from skplice._solvers import nonnegative_lasso
@@ -31,7 +31,7 @@ from skplice._tensors import tensor_to_numpy
 from skplice.dictionary import build_dictionary
 
 
-class SpLiCETransformer(VersionedPickleMixin, TransformerMixin, BaseEstimator):
+class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
     """Decompose CLIP embeddings into sparse, non-negative concept weights (SpLiCE).
 
     Each embedding ``x`` is L2-normalised, centred by the mean training

@@ -17,7 +17,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from skplice._pickle import VersionedPickleMixin
+from skplice._pickle import _VersionedPickleMixin
 from skplice._refit import check_state_params, record_state_params
 from skplice._rows import unit_rows
 from skplice._templates import parse_template
@@ -28,7 +28,7 @@ __all__ = ["ZeroShotClassifier"]
 _EMBEDDING_DTYPES = [np.float64, np.float32]
 
 
-class ZeroShotClassifier(VersionedPickleMixin, ClassifierMixin, BaseEstimator):
+class ZeroShotClassifier(_VersionedPickleMixin, ClassifierMixin, BaseEstimator):
     """Classify embeddings by cosine similarity to text prompts, as CLIP does zero-shot.
 
     Each class is embedded as the normalised mean of the normalised text
