@@ -730,3 +730,12 @@ def test_unknown_device_is_a_usage_error(photo_dir, tiny_clip_config_path, vocab
         "--pretrained", "none", "--device", "tpu9",
     )  # fmt: skip
     assert status == 2 and "--device: device='tpu9' is not a device torch understands" in err
+
+
+def test_the_docs_show_the_model_config_their_examples_use(tiny_clip_config_path):
+    """docs/cli.rst runs its examples with --model-config tiny-clip.json: it shows that file,
+    which is the test suite's tiny architecture."""
+    page = (ROOT / "docs" / "cli.rst").read_text(encoding="utf-8")
+    blocks = re.findall(r"\.\. code-block:: json\n\n((?:    .*\n|\n)+)", page)
+    assert len(blocks) == 1 and "--model-config tiny-clip.json" in page
+    assert json.loads(blocks[0]) == json.loads(tiny_clip_config_path.read_text())
