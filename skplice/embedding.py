@@ -22,6 +22,7 @@ from . import _clip_backend, _model_cache, _text_backend
 from ._device import resolve_device
 from ._images import as_image_list, describe, load_rgb
 from ._oom import ShrinkingBatches, call_with_shrinking_batch
+from ._pickle import _VersionedPickleMixin
 from ._prefetch import prefetched_batches
 from .exceptions import ImageLoadError, SkippedImagesWarning
 
@@ -55,12 +56,12 @@ def clear_model_cache():
     return _model_cache.clear()
 
 
-def _as_text_list(texts):
-    """Validate a collection of strings and return it as a list."""
+def _as_text_list(texts, method="encode_text"):
+    """Validate a collection of strings and return it as a list (``method`` is the caller)."""
     if isinstance(texts, (str, bytes)):
         raise TypeError(
             "Expected a collection of strings, got a single string. Wrap it in a list: "
-            "encode_text(['a photo of a dog'])."
+            f"{method}(['a photo of a dog'])."
         )
     if hasattr(texts, "columns") and hasattr(texts, "shape"):
         if texts.shape[1] != 1:
@@ -107,7 +108,7 @@ def _pandas_output_requested(estimator):
     return _get_output_config("transform", estimator)["dense"] == "pandas"
 
 
-class _BaseEmbedder(TransformerMixin, BaseEstimator):
+class _BaseEmbedder(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
     """Shared scikit-learn plumbing of the stateless embedders."""
 
     def fit(self, X, y=None):
@@ -255,6 +256,8 @@ class CLIPEmbedder(_BaseEmbedder):
         "n_jobs": [Integral, None],
         "on_error": [StrOptions({"raise", "skip"})],
     }
+    # The parameters that decide the embeddings (not where or how fast they are computed).
+    _identity_params = ("model", "pretrained", "precision", "normalize")
 
     def __init__(
         self,
@@ -498,6 +501,8 @@ class TextEmbedder(_BaseEmbedder):
         "normalize": ["boolean"],
         "verbose": ["verbose"],
     }
+    # The parameters that decide the embeddings (not where or how fast they are computed).
+    _identity_params = ("model", "normalize")
 
     def __init__(
         self,
@@ -520,8 +525,8 @@ class TextEmbedder(_BaseEmbedder):
     def _model(self):
         return _text_backend.get_model(self._spec(), resolve_device(self.device))
 
-    def _check_collection(self, X):
-        if not _as_text_list(X):
+    def _check_collection(self, X, method="fit"):
+        if not _as_text_list(X, method):
             raise ValueError("Found 0 texts; at least one is required.")
 
     def _embedding_dim(self):
@@ -556,7 +561,7 @@ class TextEmbedder(_BaseEmbedder):
         X_new : ndarray of shape (n_texts, embedding_dim), dtype float32
             The embeddings.
         """
-        self._check_collection(X)
+        self._check_collection(X, "transform")
         return self.encode_text(X)
 
     def encode_text(self, texts):
