@@ -18,7 +18,7 @@ from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from . import _clip_backend, _model_cache, _text_backend
+from . import _clip_backend, _model_cache, _text_backend, _text_context
 from ._device import resolve_device
 from ._images import as_image_list, describe, load_rgb
 from ._oom import ShrinkingBatches, call_with_shrinking_batch
@@ -427,15 +427,22 @@ class CLIPEmbedder(_BaseEmbedder):
             total=len(texts), disable=not self.verbose, desc="CLIPEmbedder text", unit="text"
         )
 
-        def encode(start, stop):
-            tokens = tokenizer(texts[start:stop]).to(bundle.device)
-            return _finish(bundle.model.encode_text(tokens), self.normalize)
+        def store(rows, features):
+            out[rows] = features
+            progress.update(len(rows))
 
-        batches = ShrinkingBatches(self.batch_size, what="CLIPEmbedder", device=bundle.device)
+        # Causal text towers run at each text's own length, not the padded context (exact).
         with progress, torch.inference_mode():
-            for start, stop, features in batches.run(encode, len(texts)):
-                out[start:stop] = features
-                progress.update(stop - start)
+            _text_context.encode_texts(
+                bundle.model,
+                tokenizer,
+                texts,
+                batch_size=self.batch_size,
+                device=bundle.device,
+                finish=partial(_finish, normalize=self.normalize),
+                on_rows=store,
+                what="CLIPEmbedder",
+            )
         return out
 
 
