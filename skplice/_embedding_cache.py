@@ -16,11 +16,11 @@ was computed first is returned). The precision is part of it.
 
 Entries are ``.npy`` files of one float32 row, read with ``allow_pickle=False``, written
 atomically (:func:`skplice._files.write_atomic`) so that concurrent processes (a
-parallel grid search) only ever see complete files; two workers that compute the same
-missing entry both write the same values. An entry that cannot be read, or whose shape,
-dtype, values or norm are not what the encoder produces, is removed and recomputed,
-with a warning. Inputs that cannot be loaded are never cached: with ``on_error="skip"``
-they are retried, and skipped again, on every call.
+parallel grid search) only ever see complete files; when two workers compute the same
+missing entry, both write a valid one and the last write stays. An entry that cannot
+be read, or whose shape, dtype, values or norm are not what the encoder produces, is
+removed and recomputed, with a warning. Inputs that cannot be loaded are never cached:
+with ``on_error="skip"`` they are retried, and skipped again, on every call.
 """
 
 import hashlib

@@ -7,8 +7,8 @@ the hidden state at one position (the end token for ``pool_type="argmax"`` or ``
 the first token for ``"first"``), nothing after that position can change the result. So
 each text is encoded at its *pooled length*, the pooled position plus one, with the
 positional embedding and the causal mask sliced to that length: the same numbers as the
-full context, up to float rounding, for a fraction of the work (17x faster on the LAION
-words with ViT-B-32).
+full context, up to float rounding, for a fraction of the work (see
+``benchmarks/text_encoding.py``).
 
 Texts are grouped by pooled length and each group runs in batches of exactly that
 length, so a text's result does not depend on which other texts it is encoded with. The
@@ -136,13 +136,15 @@ def _is_causal(mask):
 
 
 def encode_texts(model, tokenizer, texts, *, batch_size, device, finish, on_rows, what):
-    """Encode ``texts`` with ``model``'s text tower, ``batch_size`` texts per forward pass.
+    """Encode ``texts`` with ``model``'s text tower, ``batch_size`` full-length texts per pass.
 
     Each batch's features go through ``finish`` (to float32 numpy rows) and then to
     ``on_rows(rows, features)`` with the positions of those texts in ``texts``. Causal,
-    position-pooled towers (:func:`causal_text_tower`) run at each text's pooled length;
-    any other runs ``model.encode_text`` at full context, in input order. Out of device
-    memory, batches are halved (see :mod:`skplice._oom`).
+    position-pooled towers (:func:`causal_text_tower`) run at each text's pooled length,
+    with as many texts per pass as hold the tokens of ``batch_size`` texts at full
+    context; any other runs ``model.encode_text`` at full context, ``batch_size`` texts
+    per pass, in input order. Out of device memory, batches are halved (see
+    :mod:`skplice._oom`).
 
     Returns
     -------
@@ -163,15 +165,33 @@ def encode_texts(model, tokenizer, texts, *, batch_size, device, finish, on_rows
     flat, offsets, lengths = _pooled_prefixes(tower, tokenizer, texts)
     for length in np.unique(lengths):
         rows = np.flatnonzero(lengths == length)
-        # the tokens up to each row's pooled position, gathered into (len(rows), length)
-        gather = torch.from_numpy(offsets[rows][:, None] + np.arange(length))
-
-        def encode_short(start, stop, gather=gather):
-            return finish(tower.encode(flat[gather[start:stop]].to(device)))
-
-        for start, stop, features in forward.run(encode_short, len(rows)):
-            on_rows(rows[start:stop], features)
+        for part, features in _encode_group(
+            tower, flat, offsets[rows], int(length), forward, device, finish
+        ):
+            on_rows(rows[part], features)
     return True
+
+
+def _encode_group(tower, flat, starts, length, forward, device, finish):
+    """Yield ``(slice of the group, features)`` for texts of one pooled ``length``.
+
+    ``starts`` are the offsets in ``flat`` of the texts' tokens. A batch holds as many
+    tokens as ``forward.size`` texts at full context: the same memory (less for
+    attention) in far fewer, larger matrix products. ``forward`` counts in those
+    full-context units, so a batch halved out of memory gives the right advice.
+    """
+    per_unit = max(1, tower.positional_embedding.shape[0] // length)
+
+    def texts(start, stop):
+        return slice(start * per_unit, min(stop * per_unit, len(starts)))
+
+    def encode(start, stop):
+        # each text's tokens, gathered into (texts, length)
+        gather = torch.from_numpy(starts[texts(start, stop), None] + np.arange(length))
+        return finish(tower.encode(flat[gather].to(device)))
+
+    for start, stop, features in forward.run(encode, -(-len(starts) // per_unit)):
+        yield texts(start, stop), features
 
 
 def _pooled_prefixes(tower, tokenizer, texts):

@@ -218,7 +218,9 @@ class CLIPEmbedder(_BaseEmbedder):
         Torch device, e.g. ``"cpu"`` or ``"cuda:0"``. None means CUDA if available,
         else the CPU; it is resolved at call time.
     batch_size : int, default=64
-        Images (or texts) encoded per forward pass.
+        Images encoded per forward pass; texts too, counted at the model's full context
+        (short texts go in larger batches of the same number of tokens, e.g. 1,642
+        three-token concept names per pass for ViT-B-32's 77-token context).
     precision : {"fp32", "fp16", "bf16"}, default="fp32"
         Precision of the model weights and inputs. The output is always float32.
     normalize : bool, default=True

@@ -202,3 +202,41 @@ def test_vit_b_32_text_tower_matches_open_clip():
     T, lengths = _encode_recording_lengths(embedder, texts)
     assert max(lengths) == 77 and min(lengths) <= 4
     np.testing.assert_allclose(T, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+
+
+def test_short_texts_are_batched_by_tokens(architectures):
+    """A pass holds the tokens of batch_size texts at full context (here 2 x 16 tokens)."""
+    embedder = _embedder(architectures["argmax"], batch_size=2)
+    words = ["dog", "cat", "car", "tree", "sky", "sea", "road", "house", "boat", "snow"]
+    words += ["grass", "food", "an astronaut riding a horse"]
+    shapes = []
+    transformer = _text_transformer(embedder._bundle().model)
+    handle = transformer.register_forward_pre_hook(lambda _, args: shapes.append(args[0].shape))
+    try:
+        T = embedder.encode_text(words)
+    finally:
+        handle.remove()
+    # 12 three-token words, 32 // 3 = 10 per pass; the caption alone at its 7 tokens
+    assert [tuple(shape[:2]) for shape in shapes] == [(10, 3), (2, 3), (1, 7)]
+    np.testing.assert_allclose(T, _reference(embedder, words), atol=1e-5)
+
+
+def test_out_of_memory_halves_batches_in_full_context_units(architectures):
+    from skplice._oom import OutOfMemoryError, ShrinkingBatches
+    from skplice.exceptions import BatchSizeReducedWarning
+
+    embedder = _embedder(architectures["argmax"])
+    tower = _text_context.causal_text_tower(embedder._bundle().model)
+    tokens = _clip_backend.get_tokenizer(embedder._spec())(["dog"] * 25)[:, :3]
+    flat, starts = tokens.reshape(-1), np.arange(25) * 3
+
+    def finish(features):  # pretend more than 10 texts at once do not fit
+        if features.shape[0] > 10:
+            raise OutOfMemoryError("CUDA out of memory")
+        return features.numpy()
+
+    forward = ShrinkingBatches(4, what="test", device="cuda")  # 4 x 16 tokens: 21 texts
+    with pytest.warns(BatchSizeReducedWarning, match="with 4 items per batch; retrying with 2"):
+        parts = list(_text_context._encode_group(tower, flat, starts, 3, forward, "cpu", finish))
+    sizes = [part.stop - part.start for part, _ in parts]
+    assert sum(sizes) == 25 and max(sizes) == 10 and forward.size == 2
