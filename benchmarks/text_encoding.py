@@ -74,15 +74,15 @@ def parse_args(argv=None):
     return args
 
 
-def timed(fn, *args):
-    """``fn(*args)``, its wall time and the CPU time of this process and its children.
+def timed(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, its wall time and the CPU time of this process and its children.
 
     CPU time is the steadier measure on a shared machine: other processes lengthen the
     wall time, not the work done.
     """
     before = _cpu_seconds()
     start = time.perf_counter()
-    result = fn(*args)
+    result = fn(*args, **kwargs)
     return result, time.perf_counter() - start, _cpu_seconds() - before
 
 
@@ -162,15 +162,15 @@ def main(argv=None):
             "note": f"max |diff| {difference:.1e}, min cosine {cosine:.7f} ({measured})",
         }
     )
-    if not args.skip_cli:
-        rows += cli_rows(embedder, args)
-    table = pd.DataFrame(rows)
-
     heading = (
         f"## Concept dictionary encoding: {args.n_words:,} LAION words, {args.model} "
         f"(random weights), CPU, {n_threads} threads, batch_size={args.batch_size}"
     )
-    print(f"\n{heading}\n\n{to_text(table)}\n")
+    print(f"\n{heading}\n\n{to_text(pd.DataFrame(rows))}\n", flush=True)
+    if not args.skip_cli:
+        rows += cli_rows(embedder, args)
+        print(f"{to_text(pd.DataFrame(rows))}\n")
+    table = pd.DataFrame(rows)
     save(table, f"text-encoding-{args.model}-n{args.n_words}", heading, args.results_dir)
     return table
 
