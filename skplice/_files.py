@@ -35,20 +35,25 @@ def non_regular_kind(path):
 
 
 @contextmanager
-def atomic_writer(target):
+def atomic_writer(target, *, durable=True):
     """A binary file whose content replaces ``target`` only if the block succeeds.
 
-    The bytes go to a uniquely named temp file in the same folder, are flushed to disk,
-    then moved into place with ``os.replace``: readers and concurrent writers only ever
-    see a missing file or a complete one. On any failure (or interrupt) the temp file is
-    removed and the error re-raised.
+    The bytes go to a uniquely named temp file in the same folder, are flushed to disk
+    (unless ``durable=False``), then moved into place with ``os.replace``: readers and
+    concurrent writers only ever see a missing file or a complete one. On any failure
+    (or interrupt) the temp file is removed and the error re-raised.
+
+    ``durable=False`` skips the ``fsync`` (about 4 ms per file here, against 0.5 ms for
+    the rest of the write), for many small files that their reader validates and
+    recomputes when damaged: after a power loss, such a file may be empty or incomplete.
     """
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "w+b") as file:
             yield file
             file.flush()
-            os.fsync(file.fileno())
+            if durable:
+                os.fsync(file.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; a shared cache should be readable
         os.replace(tmp, target)
     except BaseException:
@@ -56,7 +61,10 @@ def atomic_writer(target):
         raise
 
 
-def write_atomic(target, data):
-    """Write ``data`` (bytes) to ``target`` so that no reader ever sees a partial file."""
-    with atomic_writer(target) as file:
+def write_atomic(target, data, *, durable=True):
+    """Write ``data`` (bytes) to ``target`` so that no reader ever sees a partial file.
+
+    See :func:`atomic_writer` for how, and for ``durable``.
+    """
+    with atomic_writer(target, durable=durable) as file:
         file.write(data)
