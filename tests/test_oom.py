@@ -177,8 +177,11 @@ def test_clip_text_oom_retries(tiny_clip, monkeypatch):
     model = embedder._bundle().model
     forward = FailAbove(model.transformer.forward, limit=3, size_of=rows_of_first)
     monkeypatch.setattr(model.transformer, "forward", forward)
-    with pytest.warns(BatchSizeReducedWarning, match="Set batch_size=1 or lower"):
+    with pytest.warns(BatchSizeReducedWarning) as record:
         X = embedder.encode_text(texts)
+    # One warning per halving: 16 -> 8 -> 4 -> 2 texts' worth of tokens per pass.
+    assert [type(w.message) for w in record] == [BatchSizeReducedWarning] * 3
+    assert "Set batch_size=1 or lower" in str(record[-1].message)
     assert forward.sizes[:4] == [16, 8, 4, 2] and max(forward.sizes[4:]) == 2
     np.testing.assert_array_equal(X, expected)
 
