@@ -3,6 +3,7 @@
 from skplice.dictionary import build_dictionary, encode_concepts
 from skplice.editing import ConceptEditor, edit_embeddings
 from skplice.embedding import CLIPEmbedder, TextEmbedder
+from skplice.image_means import list_image_means, load_image_mean
 from skplice.inspection import (
     class_concept_summary,
     concept_differences,
@@ -35,6 +36,8 @@ __all__ = [
     "edit_embeddings",
     "encode_concepts",
     "format_top_concepts",
+    "list_image_means",
+    "load_image_mean",
     "load_vocabulary",
     "plot_class_concepts",
     "plot_image_concepts",

@@ -1,6 +1,52 @@
 """Exceptions and warnings raised by skplice."""
 
 
+class DownloadError(OSError):
+    """A data file that skplice downloads could not be fetched or failed its sha256 check.
+
+    The base class of :class:`VocabularyDownloadError` and
+    :class:`ImageMeanDownloadError`: catch it to handle any failed download of
+    skplice's data (vocabularies, published image means). The message names the
+    address, the cause, the path where the file can be placed by hand and its
+    expected sha256. Model weights are downloaded by open_clip, not by skplice, and
+    fail with open_clip's errors.
+
+    Examples
+    --------
+    >>> from skplice.exceptions import DownloadError, ImageMeanDownloadError
+    >>> issubclass(DownloadError, OSError), issubclass(ImageMeanDownloadError, DownloadError)
+    (True, True)
+    """
+
+
+class VocabularyDownloadError(DownloadError):
+    """A named vocabulary could not be downloaded or failed its sha256 check.
+
+    :func:`~skplice.load_vocabulary` raises it with a message naming the address, the
+    cause, the path where the file can be placed by hand and its expected sha256.
+
+    Examples
+    --------
+    >>> from skplice.exceptions import DownloadError, VocabularyDownloadError
+    >>> issubclass(VocabularyDownloadError, DownloadError)
+    True
+    """
+
+
+class ImageMeanDownloadError(DownloadError):
+    """A published mean image embedding could not be downloaded or failed its sha256 check.
+
+    :func:`~skplice.load_image_mean` raises it with a message naming the address, the
+    cause, the path where the file can be placed by hand and its expected sha256.
+
+    Examples
+    --------
+    >>> from skplice.exceptions import DownloadError, ImageMeanDownloadError
+    >>> issubclass(ImageMeanDownloadError, DownloadError)
+    True
+    """
+
+
 class ImageLoadError(OSError, ValueError):
     """An input image could not be read, decoded or converted to RGB.
 

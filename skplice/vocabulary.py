@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from ._download import download_verified, read_verified
 from ._home import get_data_home
+from .exceptions import VocabularyDownloadError
 
 __all__ = ["VocabularyDownloadError", "load_vocabulary"]
 
@@ -46,20 +47,6 @@ _NAMED = {
 
 #: Names of the vocabularies that :func:`load_vocabulary` downloads.
 NAMED_VOCABULARIES = tuple(_NAMED)
-
-
-class VocabularyDownloadError(OSError):
-    """A named vocabulary could not be downloaded or failed its sha256 check.
-
-    :func:`load_vocabulary` raises it with a message naming the address, the cause,
-    the path where the file can be placed by hand and its expected sha256.
-
-    Examples
-    --------
-    >>> from skplice.vocabulary import VocabularyDownloadError
-    >>> issubclass(VocabularyDownloadError, OSError)
-    True
-    """
 
 
 def load_vocabulary(vocabulary="laion", size=None, *, clean=False, data_home=None):
