@@ -9,8 +9,6 @@ import io
 import os
 from typing import NamedTuple
 
-import numpy as np
-
 from ._download import download_verified, read_verified
 from ._home import get_data_home
 from .exceptions import ImageMeanDownloadError

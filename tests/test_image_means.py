@@ -155,7 +155,6 @@ def test_first_use_downloads_verifies_and_caches(means_server, skplice_home, mon
     assert len(means_server.requests) == 1
 
 
-
 def test_explicit_data_home(means_server, tmp_path, skplice_home):
     load_image_mean(data_home=tmp_path / "elsewhere")
     assert (tmp_path / "elsewhere" / "means" / "open_clip_ViT-B-32_image.pt").is_file()
