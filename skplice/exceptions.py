@@ -157,3 +157,28 @@ class BatchSizeReducedWarning(UserWarning):
     >>> issubclass(BatchSizeReducedWarning, UserWarning)
     True
     """
+
+
+class SingleSampleMeanWarning(UserWarning):
+    """A transformer learned its image mean from a single sample, which centres it to nothing.
+
+    :meth:`SpLiCETransformer.fit <skplice.SpLiCETransformer.fit>` with
+    ``image_mean=None`` (and ``center=True``) learns the mean of the embeddings it is
+    given. The mean of one embedding is that embedding: centring leaves no direction,
+    and the sample is explained by no concept. Explain single images with
+    ``image_mean="published"`` (the published mean of the CLIP model) or a mean
+    computed on many images.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from skplice import SpLiCETransformer
+    >>> from skplice.exceptions import SingleSampleMeanWarning
+    >>> x = np.array([[0.6, 0.8, 0.0]])
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     W = SpLiCETransformer(dictionary="identity").fit_transform(x)
+    >>> caught[0].category is SingleSampleMeanWarning, W.nnz
+    (True, 0)
+    """
