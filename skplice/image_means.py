@@ -154,9 +154,8 @@ def load_image_mean(model="ViT-B-32", pretrained="laion2b_s34b_b79k", *, data_ho
             f"{describe_published()}. For other models, learn the mean from your own "
             "images (SpLiCETransformer(image_mean=None).fit(X)) or pass one as an array."
         )
-    folder = get_data_home(data_home) / "means"
-    folder.mkdir(exist_ok=True)
-    target = folder / spec.file
+    target = _cache_path(spec, data_home)
+    target.parent.mkdir(exist_ok=True)
     what = f"the published mean image embedding of {spec.model} {spec.pretrained}"
     data = read_verified(target, spec.sha256, what)
     if data is None:
@@ -169,6 +168,19 @@ def load_image_mean(model="ViT-B-32", pretrained="laion2b_s34b_b79k", *, data_ho
 def has_image_mean(model, pretrained):
     """Whether :func:`load_image_mean` knows a published mean for these names."""
     return _find(model, pretrained) is not None
+
+
+def cache_path(model, pretrained, *, data_home=None):
+    """Where the published mean of these names is cached (or placed by hand); None if none.
+
+    Names the path only: nothing is created or read.
+    """
+    spec = _find(model, pretrained)
+    return None if spec is None else _cache_path(spec, data_home, create=False)
+
+
+def _cache_path(spec, data_home, create=True):
+    return get_data_home(data_home, create=create) / "means" / spec.file
 
 
 def describe_published():
