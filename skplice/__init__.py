@@ -11,7 +11,12 @@ from skplice.inspection import (
     probe_report,
     top_concepts,
 )
-from skplice.plotting import plot_class_concepts, plot_image_concepts, plot_sparsity_curve
+from skplice.plotting import (
+    plot_class_concepts,
+    plot_concept_histogram,
+    plot_image_concepts,
+    plot_sparsity_curve,
+)
 from skplice.shift import concept_shift, concept_shift_over_time
 from skplice.splice import SpLiCETransformer
 from skplice.streaming import transform_batches
@@ -40,6 +45,7 @@ __all__ = [
     "load_image_mean",
     "load_vocabulary",
     "plot_class_concepts",
+    "plot_concept_histogram",
     "plot_image_concepts",
     "plot_sparsity_curve",
     "probe_report",
