@@ -99,7 +99,9 @@ def load_vocabulary(vocabulary="laion", size=None, *, clean=False, data_home=Non
     -------
     list of str
         Unique, non-empty concept names in source order (named lists: least to
-        most frequent, so index ``i`` matches the authors' dictionary row ``i``).
+        most frequent). For ``"laion"`` and ``"laion_bigrams"``, index ``i`` is row
+        ``i`` of the authors' dictionary of the same size; for ``"mscoco"`` it is not
+        (the authors' code keeps the blank line as an empty concept).
 
     Raises
     ------
