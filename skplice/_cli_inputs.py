@@ -190,14 +190,13 @@ def centring_mode(source, n_inputs):
         subject = "1 input is" if n_inputs == 1 else f"{n_inputs} inputs are"
         pronoun = "it is" if n_inputs == 1 else "they are"
         note = (
-            "this model has no published mean image embedding, and "
-            f"{subject} too few to estimate one (--image-mean auto needs "
-            f"{MIN_INPUTS_FOR_MEAN}), so {pronoun} decomposed without centring, which gives "
-            "less faithful concepts. For SpLiCE's method, use a model with a published "
-            "mean (the default one has), pass --image-mean FILE with the embeddings of "
-            "many varied images (from 'skplice embed'), or give "
-            f"{MIN_INPUTS_FOR_MEAN} or more inputs at once; --image-mean none silences "
-            "this note."
+            f"{subject} too few to estimate CLIP's mean image embedding (--image-mean "
+            f"auto needs {MIN_INPUTS_FOR_MEAN}) and no published mean applies here, so "
+            f"{pronoun} decomposed without centring, which gives less faithful concepts. "
+            "For SpLiCE's method, use a model with a published mean (the default one "
+            "has: see --help), pass --image-mean FILE with the embeddings of many varied "
+            f"images (from 'skplice embed'), or give {MIN_INPUTS_FOR_MEAN} or more inputs "
+            "at once; --image-mean none silences this note."
         )
         return "none", note
     if source == "inputs" and n_inputs < 2:
