@@ -323,11 +323,9 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         elif self.image_mean is not None:
             mean, source = _check_image_mean(self.image_mean), "given"
         if mean is not None and mean.shape[0] != n_features:
-            what = (
-                f"the published mean of {clip_model.label()}"
-                if source == "published"
-                else ("image_mean")
-            )
+            what = "image_mean"
+            if source == "published":
+                what = f"the published mean of {clip_model.label()}"
             raise ValueError(
                 f"X has {n_features} features but {what} has {mean.shape[0]}: the mean "
                 "must come from the model that embedded X."
