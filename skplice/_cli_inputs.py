@@ -289,18 +289,27 @@ def check_vocabulary(vocabulary):
 
 
 def image_mean_hint(model):
-    """How to work offline, when a published mean is not in the cache yet (else None)."""
-    from skplice.image_means import cache_path
+    """How to give the published mean of ``model`` with a checkpoint file (None: no mean).
+
+    A checkpoint file does not say whose weights it holds, so the published mean that
+    ``auto`` would have used must then be passed as a file.
+    """
+    from skplice.image_means import cache_path, download_url
 
     if model is None:
         return None
     target = cache_path(model.model, model.pretrained)
-    if target is None or target.is_file():
-        return None
+    if target.is_file():
+        return (
+            "With a checkpoint file, also pass the published mean image embedding, which "
+            f"a checkpoint cannot name: --image-mean {target}"
+        )
     return (
-        f"The published mean image embedding of {model.label()} is downloaded on first use "
-        f"too; offline, place {target.name} at {target} or pass --image-mean inputs, "
-        "none or FILE."
+        f"With a checkpoint file, also pass the published mean image embedding of "
+        f"{model.label()}, which a checkpoint cannot name: download {target.name} from "
+        f"{download_url(model.model, model.pretrained)} and add --image-mean {target.name} "
+        f"(or place it at {target}, where it is found without the option when the "
+        "model is named by its tag)."
     )
 
 

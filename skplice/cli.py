@@ -72,9 +72,10 @@ examples:
 The first run downloads the CLIP model ({DEFAULT_MODEL}, {DEFAULT_PRETRAINED}, about
 600 MB, into the Hugging Face cache), the concept vocabulary and the SpLiCE authors'
 mean image embedding of the model, and encodes the vocabulary once (cached in
-$SKPLICE_HOME, default ~/.cache/skplice). Offline, give a local checkpoint and a
-vocabulary file (and a mean, or --image-mean none):
-  skplice explain photo.jpg --pretrained open_clip_pytorch_model.bin --vocabulary words.txt
+$SKPLICE_HOME, default ~/.cache/skplice). Offline, give a local checkpoint, a
+vocabulary file and the mean (a checkpoint does not say whose weights it holds):
+  skplice explain photo.jpg --pretrained open_clip_pytorch_model.bin \\
+      --vocabulary words.txt --image-mean open_clip_ViT-B-32_image.pt
 
 exit status: 0 success; 1 a failure while running (download, missing package,
 writing a file); 2 invalid arguments or input files.

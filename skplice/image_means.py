@@ -179,8 +179,18 @@ def cache_path(model, pretrained, *, data_home=None):
     return None if spec is None else _cache_path(spec, data_home, create=False)
 
 
+def download_url(model, pretrained):
+    """The address :func:`load_image_mean` downloads these names' mean from; None if none."""
+    spec = _find(model, pretrained)
+    return None if spec is None else _url(spec)
+
+
 def _cache_path(spec, data_home, create=True):
     return get_data_home(data_home, create=create) / "means" / spec.file
+
+
+def _url(spec):
+    return (os.environ.get(URL_ENV_VAR) or BASE_URL).rstrip("/") + f"/{spec.file}"
 
 
 def describe_published():
@@ -201,7 +211,7 @@ def _find(model, pretrained):
 
 
 def _download(spec, target):
-    url = (os.environ.get(URL_ENV_VAR) or BASE_URL).rstrip("/") + f"/{spec.file}"
+    url = _url(spec)
 
     def failure(cause):
         return ImageMeanDownloadError(

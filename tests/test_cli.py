@@ -415,7 +415,7 @@ def test_readme_command_offline_says_what_to_download_and_how(tmp_path, cli_env,
     assert "--pretrained /path/to/open_clip_pytorch_model.bin" in err
     assert "--vocabulary words.txt" in err
     mean_file = tmp_path / "empty-home" / "means" / "open_clip_ViT-B-32_image.pt"
-    assert f"place open_clip_ViT-B-32_image.pt at {mean_file}" in err
+    assert "--image-mean open_clip_ViT-B-32_image.pt" in err and f"place it at {mean_file}" in err
     assert "Traceback" not in err
 
 
@@ -429,6 +429,7 @@ def test_offline_download_failure_in_process(monkeypatch, tmp_path, skplice_home
     assert "huggingface.co/laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in err
     assert "--vocabulary words.txt" in err  # the empty SKPLICE_HOME has no vocabulary
     assert "published mean image embedding of ViT-B-32 laion2b_s34b_b79k" in err  # nor mean
+    assert "AI4LIFE-GROUP/SpLiCE/9a498102ce7c6701f4afe361ffaa86c39b47fa5f/data/means/" in err
 
 
 def test_unreachable_hub_switches_to_offline_mode(monkeypatch):
