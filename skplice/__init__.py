@@ -18,12 +18,15 @@ _EXPORTS = {
     "edit_embeddings": "skplice.editing",
     "CLIPEmbedder": "skplice.embedding",
     "TextEmbedder": "skplice.embedding",
+    "list_image_means": "skplice.image_means",
+    "load_image_mean": "skplice.image_means",
     "class_concept_summary": "skplice.inspection",
     "concept_differences": "skplice.inspection",
     "format_top_concepts": "skplice.inspection",
     "probe_report": "skplice.inspection",
     "top_concepts": "skplice.inspection",
     "plot_class_concepts": "skplice.plotting",
+    "plot_concept_histogram": "skplice.plotting",
     "plot_image_concepts": "skplice.plotting",
     "plot_sparsity_curve": "skplice.plotting",
     "concept_shift": "skplice.shift",
@@ -40,6 +43,7 @@ _SUBMODULES = {
     "editing",
     "embedding",
     "exceptions",
+    "image_means",
     "inspection",
     "plotting",
     "shift",
@@ -65,8 +69,11 @@ __all__ = [
     "edit_embeddings",
     "encode_concepts",
     "format_top_concepts",
+    "list_image_means",
+    "load_image_mean",
     "load_vocabulary",
     "plot_class_concepts",
+    "plot_concept_histogram",
     "plot_image_concepts",
     "plot_sparsity_curve",
     "probe_report",
@@ -95,6 +102,7 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
     from skplice.dictionary import build_dictionary, encode_concepts
     from skplice.editing import ConceptEditor, edit_embeddings
     from skplice.embedding import CLIPEmbedder, TextEmbedder
+    from skplice.image_means import list_image_means, load_image_mean
     from skplice.inspection import (
         class_concept_summary,
         concept_differences,
@@ -102,7 +110,12 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
         probe_report,
         top_concepts,
     )
-    from skplice.plotting import plot_class_concepts, plot_image_concepts, plot_sparsity_curve
+    from skplice.plotting import (
+        plot_class_concepts,
+        plot_concept_histogram,
+        plot_image_concepts,
+        plot_sparsity_curve,
+    )
     from skplice.shift import concept_shift, concept_shift_over_time
     from skplice.splice import SpLiCETransformer
     from skplice.streaming import transform_batches

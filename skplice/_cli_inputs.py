@@ -26,7 +26,7 @@ DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 #: With ``--image-mean auto``, the fewest inputs whose own mean is used for centring.
 MIN_INPUTS_FOR_MEAN = 10
-MEAN_MODES = ("auto", "inputs", "none")
+MEAN_MODES = ("auto", "published", "inputs", "none")
 
 
 class CommandError(Exception):
@@ -159,23 +159,51 @@ def load_names(path, n_rows):
 
 
 def check_mean_source(value):
-    """``auto``, ``inputs``, ``none``, or the Path of an existing mean file."""
+    """``auto``, ``published``, ``inputs``, ``none``, or the Path of an existing mean file."""
     if value in MEAN_MODES:
         return value
     path = Path(value)
     if not path.is_file():
         raise UsageError(
-            f"--image-mean {value}: no such file. Give auto, inputs, none, or a .npy "
-            "(or torch .pt) file holding a mean embedding or embeddings to average."
+            f"--image-mean {value}: no such file. Give auto, published, inputs, none, or a "
+            ".npy (or torch .pt) file holding a mean embedding or embeddings to average."
         )
     return path
 
 
-def centring_mode(source, n_inputs):
-    """Resolve ``auto`` and check ``inputs`` for ``n_inputs`` embeddings.
+def published_mean_model(source, embedder):
+    """Resolve ``auto`` and ``published`` to the model whose published mean to use, if any.
 
-    Returns ``"inputs"``, ``"none"`` or the mean file's Path, and a note to print (or
-    None) when ``auto`` falls back to no centring.
+    Returns ``(source, model)``: ``("published", ClipModel)`` when the embedder's model
+    has a published mean and ``source`` is ``auto`` or ``published``; else ``source``
+    unchanged and None. An explicit ``published`` without one is a usage error.
+    """
+    from skplice.image_means import describe_published, has_image_mean
+
+    if source not in ("auto", "published"):
+        return source, None
+    model = None if embedder is None else embedder._clip_model()
+    if model is not None and has_image_mean(model.model, model.pretrained):
+        return "published", model
+    if source == "auto":
+        return source, None
+    if model is None:
+        raise UsageError(
+            "--image-mean published takes the mean of the model given by --model and "
+            "--pretrained, which --dictionary replaces; pass the mean as a FILE instead."
+        )
+    raise UsageError(
+        f"--image-mean published: the SpLiCE authors published no mean image embedding "
+        f"for {model.label()}; they did for {describe_published()}. Use --image-mean "
+        "inputs, none or FILE."
+    )
+
+
+def centring_mode(source, n_inputs):
+    """Resolve ``auto`` (when no published mean applies) and check ``inputs``.
+
+    Returns ``"published"``, ``"inputs"``, ``"none"`` or the mean file's Path, and a
+    note to print (or None) when ``auto`` falls back to no centring.
     """
     if source == "auto":
         if n_inputs >= MIN_INPUTS_FOR_MEAN:
@@ -184,22 +212,37 @@ def centring_mode(source, n_inputs):
         pronoun = "it is" if n_inputs == 1 else "they are"
         note = (
             f"{subject} too few to estimate CLIP's mean image embedding (--image-mean "
-            f"auto needs {MIN_INPUTS_FOR_MEAN}), so {pronoun} decomposed without centring, "
-            "which gives less faithful concepts. For SpLiCE's method, pass --image-mean "
-            "FILE with the embeddings of many varied images (from 'skplice embed'), or "
-            f"give {MIN_INPUTS_FOR_MEAN} or more inputs at once; --image-mean none "
-            "silences this note."
+            f"auto needs {MIN_INPUTS_FOR_MEAN}) and no published mean applies here, so "
+            f"{pronoun} decomposed without centring, which gives less faithful concepts. "
+            "For SpLiCE's method, use a model with a published mean (the default one "
+            "has: see --help), pass --image-mean FILE with the embeddings of many varied "
+            f"images (from 'skplice embed'), or give {MIN_INPUTS_FOR_MEAN} or more inputs "
+            "at once; --image-mean none silences this note."
         )
         return "none", note
     if source == "inputs" and n_inputs < 2:
         raise UsageError(
             "--image-mean inputs needs at least 2 inputs: a single embedding minus its own "
-            "mean is zero. Pass --image-mean FILE or --image-mean none."
+            "mean is zero. Pass --image-mean published, FILE or none."
         )
     return source, None
 
 
-def load_image_mean(path, n_features):
+def mean_label(mode, *, n_inputs, model=None):
+    """How the inputs were centred, as the output says it: "published mean of ...", ...
+
+    ``model`` is the label of the model whose published mean was used.
+    """
+    if mode == "published":
+        return f"published mean of {model}"
+    if mode == "inputs":
+        return f"mean of the {n_inputs} inputs"
+    if mode == "none":
+        return "none"
+    return f"mean from {mode}"
+
+
+def read_image_mean_file(path, n_features):
     """The mean embedding in a file: a vector used as is, or the mean of unit rows.
 
     ``.pt``/``.pth`` files are read with ``torch.load(weights_only=True)`` (the SpLiCE
@@ -267,6 +310,31 @@ def check_vocabulary(vocabulary):
             + "; a vocabulary file has one concept per line."
         )
     return vocabulary
+
+
+def image_mean_hint(model):
+    """How to give the published mean of ``model`` with a checkpoint file (None: no mean).
+
+    A checkpoint file does not say whose weights it holds, so the published mean that
+    ``auto`` would have used must then be passed as a file.
+    """
+    from skplice.image_means import cache_path, download_url
+
+    if model is None:
+        return None
+    target = cache_path(model.model, model.pretrained)
+    if target.is_file():
+        return (
+            "With a checkpoint file, also pass the published mean image embedding, which "
+            f"a checkpoint cannot name: --image-mean {target}"
+        )
+    return (
+        f"With a checkpoint file, also pass the published mean image embedding of "
+        f"{model.label()}, which a checkpoint cannot name: download {target.name} from "
+        f"{download_url(model.model, model.pretrained)} and add --image-mean {target.name} "
+        f"(or place it at {target}, where it is found without the option when the "
+        "model is named by its tag)."
+    )
 
 
 def vocabulary_hint(vocabulary):

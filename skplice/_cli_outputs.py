@@ -58,9 +58,12 @@ def explanation_records(images, W, names, cosines, *, top_k, image_mean, skipped
     return records
 
 
-def format_records(records):
-    """Human-readable text: each image, then its concepts, heaviest first."""
-    blocks = []
+def format_records(records, *, image_mean):
+    """Human-readable text: how the images were centred, then each image and its concepts.
+
+    ``image_mean`` is the centring's label (``"none"`` when not centred).
+    """
+    blocks = ["not centred" if image_mean == "none" else f"centred by the {image_mean}"]
     for record in records:
         if "error" in record:
             blocks.append(f"{record['image']}\n  could not be read: {record['error']}")

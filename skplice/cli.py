@@ -29,9 +29,12 @@ from skplice._cli_inputs import (
     check_mean_source,
     check_output_path,
     check_vocabulary,
-    load_image_mean,
+    image_mean_hint,
     load_matrix,
     load_names,
+    mean_label,
+    published_mean_model,
+    read_image_mean_file,
     register_model_config,
     resolve_pretrained,
     vocabulary_hint,
@@ -67,10 +70,12 @@ examples:
   skplice decompose --input embeddings.npy --output weights.npz
 
 The first run downloads the CLIP model ({DEFAULT_MODEL}, {DEFAULT_PRETRAINED}, about
-600 MB, into the Hugging Face cache) and the concept vocabulary, and encodes the
-vocabulary once (cached in $SKPLICE_HOME, default ~/.cache/skplice). Offline, give a
-local checkpoint and a vocabulary file:
-  skplice explain photo.jpg --pretrained open_clip_pytorch_model.bin --vocabulary words.txt
+600 MB, into the Hugging Face cache), the concept vocabulary and the SpLiCE authors'
+mean image embedding of the model, and encodes the vocabulary once (cached in
+$SKPLICE_HOME, default ~/.cache/skplice). Offline, give a local checkpoint, a
+vocabulary file and the mean (a checkpoint does not say whose weights it holds):
+  skplice explain photo.jpg --pretrained open_clip_pytorch_model.bin \\
+      --vocabulary words.txt --image-mean open_clip_ViT-B-32_image.pt
 
 exit status: 0 success; 1 a failure while running (download, missing package,
 writing a file); 2 invalid arguments or input files.
@@ -82,13 +87,19 @@ centring (--image-mean):
   SpLiCE subtracts the mean CLIP embedding of a large image dataset before
   decomposing: CLIP puts images and texts in different regions of its space, and
   centring lets image embeddings be written with text concepts. The mean comes from:
-    FILE    a .npy (or torch .pt) file: a mean embedding, shape (d,), or embeddings
-            to average, shape (n, d), e.g. from 'skplice embed' on many varied
-            images. SpLiCE's method; the best choice for a few images.
-    inputs  the inputs given to this command (at least 2; best with many varied ones).
-    none    no centring: less faithful concepts.
-    auto    (default) inputs when there are {MIN_INPUTS_FOR_MEAN} or more, else none, with a
-            note on stderr.
+    published  the SpLiCE authors' mean for the model (computed on MSCOCO for
+               {DEFAULT_MODEL} {DEFAULT_PRETRAINED}; also published for ViT-B-32,
+               ViT-B-16 and RN50 with the openai weights), downloaded on first use.
+               The paper's method, and the right choice for one or a few images.
+    FILE       a .npy (or torch .pt) file: a mean embedding, shape (d,), or
+               embeddings to average, shape (n, d), e.g. from 'skplice embed' on many
+               varied images of your domain.
+    inputs     the inputs given to this command (at least 2; best with many varied
+               ones: what they all share is subtracted with the mean).
+    none       no centring: less faithful concepts.
+    auto       (default) published when the model has a published mean, else inputs
+               when there are {MIN_INPUTS_FOR_MEAN} or more, else none, with a note on stderr.
+  The output says which mean was used.
 """
 
 
@@ -203,10 +214,11 @@ def _add_explain(commands):
             "Explain each image as a short list of weighted concepts (words).\n\n"
             "Each image is embedded with CLIP, centred (see below) and decomposed into a\n"
             "sparse, non-negative combination of the CLIP text embeddings of a vocabulary\n"
-            "(default: the 10,000 most frequent LAION words). For each image it prints the\n"
-            "number of concepts, how much of the image they explain (the cosine between the\n"
-            "centred embedding and the weighted sum of its concepts: 1 = exactly, 0 = not\n"
-            "at all), and the heaviest concepts with their weights."
+            "(default: the 10,000 most frequent LAION words). It prints how the embeddings\n"
+            "were centred, then for each image the number of concepts, how much of the\n"
+            "image they explain (the cosine between the centred embedding and the weighted\n"
+            "sum of its concepts: 1 = exactly, 0 = not at all), and the heaviest concepts\n"
+            "with their weights."
         ),
         epilog=_CENTRING_HELP
         + """
@@ -235,7 +247,8 @@ examples:
         "--json",
         action="store_true",
         help="print JSON instead of text: a list with one object per image, holding "
-        "image, n_concepts, cosine, image_mean and concepts (a list of {concept, "
+        "image, n_concepts, cosine, image_mean (how it was centred, e.g. 'published "
+        "mean of ViT-B-32 laion2b_s34b_b79k') and concepts (a list of {concept, "
         "weight}); an image that could not be read has an error instead",
     )
     out.add_argument(
@@ -257,11 +270,12 @@ def _explain(args):
     vocabulary = check_vocabulary(args.vocabulary)
     mean_source = check_mean_source(args.image_mean)
     embedder = _embedder(args, on_error=args.on_error, batch_size=args.batch_size)
-    _load_model(embedder, args)
+    mean_source, mean_model = published_mean_model(mean_source, embedder)
+    _load_model(embedder, args, mean_model)
     X, explained, skipped = _embed(embedder, images)
     if not explained:
         raise UsageError(f"none of the {len(images)} images could be read.")
-    splice, mean_label = _fit_splice(X, args, mean_source, vocabulary=vocabulary, encoder=embedder)
+    splice, centring = _fit_splice(X, args, mean_source, vocabulary=vocabulary, encoder=embedder)
     W = splice.transform(X)
     names = splice.get_feature_names_out()
     cosines = _explained_cosines(X, W, splice)
@@ -271,7 +285,7 @@ def _explain(args):
         names,
         cosines,
         top_k=args.top_k,
-        image_mean=mean_label,
+        image_mean=centring,
         skipped=skipped,
     )
     if args.json:
@@ -279,7 +293,7 @@ def _explain(args):
 
         print(json.dumps(records, indent=2, ensure_ascii=False))
     else:
-        print(format_records(records), end="")
+        print(format_records(records, image_mean=centring), end="")
     if args.plot:
         write_plot(args.plot, explained, W, names, top_k=args.top_k)
         _info(args, f"wrote {args.plot}")
@@ -395,6 +409,7 @@ def _decompose(args):
     mean_source = check_mean_source(args.image_mean)
     if args.dictionary is not None:
         _refuse_model_options(args)
+        published_mean_model(mean_source, None)  # refuses an explicit "published"
         dictionary = load_matrix(
             args.dictionary, "--dictionary", what="concept embeddings (n_concepts, d)"
         )
@@ -410,10 +425,11 @@ def _decompose(args):
             raise UsageError("--names goes with --dictionary; use --vocabulary otherwise.")
         vocabulary = check_vocabulary(args.vocabulary)
         encoder = _embedder(args)
-        _load_model(encoder, args)
+        mean_source, mean_model = published_mean_model(mean_source, encoder)
+        _load_model(encoder, args, mean_model)
         source = {"vocabulary": vocabulary, "encoder": encoder}
     progress = _progress(args, X.shape[0] > args.batch_size)
-    splice, _ = _fit_splice(
+    splice, centring = _fit_splice(
         X, args, mean_source, batch_size=args.batch_size, verbose=progress, **source
     )
     W = splice.transform(X)
@@ -421,7 +437,8 @@ def _decompose(args):
     _info(
         args,
         f"wrote {output}: weights of {W.shape[0]} embeddings over {W.shape[1]} concepts, "
-        f"{W.nnz / max(W.shape[0], 1):.1f} concepts per embedding on average",
+        f"{W.nnz / max(W.shape[0], 1):.1f} concepts per embedding on average; "
+        + ("not centred" if centring == "none" else f"centred by the {centring}"),
     )
     return 0
 
@@ -471,8 +488,9 @@ def _add_splice_options(sub):
         "--image-mean",
         default="auto",
         metavar="SOURCE",
-        help="how to centre the embeddings: auto, inputs, none, or a FILE (see "
-        "'centring' below; default: auto)",
+        help="how to centre the embeddings: auto, published, inputs, none, or a FILE "
+        "(see 'centring' below; default: auto, the published mean of the model when "
+        "there is one)",
     )
 
 
@@ -565,8 +583,11 @@ def _embedder(args, *, on_error="raise", batch_size=64):
     return embedder
 
 
-def _load_model(embedder, args):
-    """Load the model now, so that a failed download is reported with the CLI's fixes."""
+def _load_model(embedder, args, mean_model=None):
+    """Load the model now, so that a failed download is reported with the CLI's fixes.
+
+    ``mean_model`` is the model whose published mean will be needed, if any.
+    """
     from skplice._device import resolve_device
 
     try:
@@ -592,9 +613,12 @@ def _load_model(embedder, args):
             f"  skplice {args.command} ... --model {embedder.model} "
             "--pretrained /path/to/open_clip_pytorch_model.bin",
         ]
-        hint = vocabulary_hint(getattr(args, "vocabulary", None))
-        if hint:
-            lines.append(hint)
+        for hint in (
+            vocabulary_hint(getattr(args, "vocabulary", None)),
+            image_mean_hint(mean_model),
+        ):
+            if hint:
+                lines.append(hint)
         lines.append(f"Details: {exc}")
         raise CommandError("\n".join(lines)) from exc
 
@@ -619,20 +643,25 @@ def _embed(embedder, images):
 
 def _fit_splice(X, args, mean_source, *, batch_size=1024, verbose=False, **source):
     """A SpLiCETransformer fitted on X, centred as --image-mean says; and how it was."""
+    from skplice.exceptions import ImageMeanDownloadError, VocabularyDownloadError
     from skplice.splice import SpLiCETransformer
-    from skplice.vocabulary import VocabularyDownloadError
 
     mode, note = centring_mode(mean_source, X.shape[0])
     if note and not args.quiet:
         print(f"{PROG}: note: {note}", file=sys.stderr)
-    # Read a mean file before the (possibly long) fit, so that a bad file fails fast.
-    mean = load_image_mean(mode, X.shape[1]) if isinstance(mode, Path) else None
+    image_mean = None  # learned from X ("inputs"), or unused ("none")
+    if mode == "published":
+        image_mean = "published"
+    elif isinstance(mode, Path):
+        # Read before the (possibly long) fit, so that a bad file fails fast.
+        image_mean = read_image_mean_file(mode, X.shape[1])
     try:
         if getattr(args, "clean", False) and "encoder" in source:
             source["vocabulary"] = _cleaned(source["vocabulary"], args.vocabulary_size)
         splice = SpLiCETransformer(
             l1=args.l1,
             vocabulary_size=args.vocabulary_size,
+            image_mean=image_mean,
             center=mode != "none",
             batch_size=batch_size,
             device=args.device,
@@ -644,10 +673,9 @@ def _fit_splice(X, args, mean_source, *, batch_size=1024, verbose=False, **sourc
         raise CommandError(
             f"{exc}\nOr pass --vocabulary words.txt, a file with one concept per line."
         ) from exc
-    if mean is not None:
-        # A precomputed mean replaces the one learned from X (the paper ships them).
-        splice.image_mean_ = mean
-    return splice, str(mode)
+    except ImageMeanDownloadError as exc:
+        raise CommandError(f"{exc}\nOr pass --image-mean inputs, none or FILE.") from exc
+    return splice, mean_label(mode, n_inputs=X.shape[0], model=splice.clip_model_)
 
 
 def _explained_cosines(X, W, splice):

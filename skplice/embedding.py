@@ -18,7 +18,14 @@ from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
-from . import _clip_backend, _embedding_cache, _model_cache, _text_backend, _text_context
+from . import (
+    _clip_backend,
+    _embedding_cache,
+    _model_cache,
+    _model_tags,
+    _text_backend,
+    _text_context,
+)
 from ._device import resolve_device
 from ._images import as_image_list, describe, load_rgb
 from ._oom import ShrinkingBatches, call_with_shrinking_batch
@@ -370,6 +377,11 @@ class CLIPEmbedder(_BaseEmbedder):
         dim = _clip_backend.config_embed_dim(self._spec())
         return dim if dim is not None else self._bundle().dim
 
+    def _clip_model(self):
+        """The model's identity that the embeddings carry (see :mod:`skplice._model_tags`)."""
+        spec = self._spec()
+        return _model_tags.ClipModel(spec.model, spec.pretrained, self.precision)
+
     def _encoder_identity(self):
         """Stable string naming this encoder, for keying caches of its outputs.
 
@@ -397,15 +409,31 @@ class CLIPEmbedder(_BaseEmbedder):
         -------
         X_new : ndarray of shape (n_images, embedding_dim), dtype float32
             The embeddings; with ``on_error="skip"``, only the rows of images that
-            loaded (see :meth:`embed` for their positions). With ``set_output(
-            transform="pandas")`` and a pandas input, the output keeps the input's index
-            labels of the rows kept.
+            loaded (see :meth:`embed` for their positions). The array's
+            ``clip_model`` attribute names the model that made them (see Notes). With
+            ``set_output(transform="pandas")``, a DataFrame whose
+            ``attrs["clip_model"]`` does, and which keeps a pandas input's index labels
+            of the rows kept.
+
+        Notes
+        -----
+        The embeddings remember their model, ``ClipModel(model, pretrained,
+        precision)``, so that a :class:`~skplice.SpLiCETransformer` after this step
+        encodes its concepts with the same model (and refuses embeddings of another).
+        The array is a numpy ``ndarray`` subclass: slices, row selections, copies and
+        pickles keep ``clip_model``; arithmetic results, ``np.asarray``, ``np.save``
+        and concatenations are plain arrays without it.
         """
         X_new, kept = self.embed(X)
-        if _pandas_output_requested(self) and hasattr(X, "index") and hasattr(X, "iloc"):
+        if _pandas_output_requested(self):
             import pandas as pd
 
-            return pd.DataFrame(X_new, index=X.index[kept])
+            pandas_input = hasattr(X, "index") and hasattr(X, "iloc")
+            frame = pd.DataFrame(
+                X_new.view(np.ndarray), index=X.index[kept] if pandas_input else None
+            )
+            frame.attrs[_model_tags.ATTRS_KEY] = X_new.clip_model
+            return frame
         return X_new
 
     def embed(self, images):
@@ -419,7 +447,8 @@ class CLIPEmbedder(_BaseEmbedder):
         Returns
         -------
         embeddings : ndarray of shape (n_kept, embedding_dim), dtype float32
-            One row per image that loaded, in input order.
+            One row per image that loaded, in input order; its ``clip_model``
+            attribute names the model that made them (see :meth:`transform`).
         kept : ndarray of shape (n_kept,), dtype int64
             Positions in ``images`` of those rows: ``arange(len(images))`` unless
             ``on_error="skip"`` dropped some.
@@ -506,7 +535,7 @@ class CLIPEmbedder(_BaseEmbedder):
         if skipped:
             _warn_skipped(sorted(skipped, key=lambda entry: entry[0]), kept, n)
             out = out[kept]
-        return out, kept
+        return _model_tags.tag(out, self._clip_model()), kept
 
     def encode_text(self, texts):
         """Embed texts with the same CLIP model's text tower (no prompt template).

@@ -1,6 +1,52 @@
 """Exceptions and warnings raised by skplice."""
 
 
+class DownloadError(OSError):
+    """A data file that skplice downloads could not be fetched or failed its sha256 check.
+
+    The base class of :class:`VocabularyDownloadError` and
+    :class:`ImageMeanDownloadError`: catch it to handle any failed download of
+    skplice's data (vocabularies, published image means). The message names the
+    address, the cause, the path where the file can be placed by hand and its
+    expected sha256. Model weights are downloaded by open_clip, not by skplice, and
+    fail with open_clip's errors.
+
+    Examples
+    --------
+    >>> from skplice.exceptions import DownloadError, ImageMeanDownloadError
+    >>> issubclass(DownloadError, OSError), issubclass(ImageMeanDownloadError, DownloadError)
+    (True, True)
+    """
+
+
+class VocabularyDownloadError(DownloadError):
+    """A named vocabulary could not be downloaded or failed its sha256 check.
+
+    :func:`~skplice.load_vocabulary` raises it with a message naming the address, the
+    cause, the path where the file can be placed by hand and its expected sha256.
+
+    Examples
+    --------
+    >>> from skplice.exceptions import DownloadError, VocabularyDownloadError
+    >>> issubclass(VocabularyDownloadError, DownloadError)
+    True
+    """
+
+
+class ImageMeanDownloadError(DownloadError):
+    """A published mean image embedding could not be downloaded or failed its sha256 check.
+
+    :func:`~skplice.load_image_mean` raises it with a message naming the address, the
+    cause, the path where the file can be placed by hand and its expected sha256.
+
+    Examples
+    --------
+    >>> from skplice.exceptions import DownloadError, ImageMeanDownloadError
+    >>> issubclass(ImageMeanDownloadError, DownloadError)
+    True
+    """
+
+
 class ImageLoadError(OSError, ValueError):
     """An input image could not be read, decoded or converted to RGB.
 
@@ -110,6 +156,31 @@ class BatchSizeReducedWarning(UserWarning):
     >>> warnings.resetwarnings()
     >>> issubclass(BatchSizeReducedWarning, UserWarning)
     True
+    """
+
+
+class SingleSampleMeanWarning(UserWarning):
+    """A transformer learned its image mean from a single sample, which centres it to nothing.
+
+    :meth:`SpLiCETransformer.fit <skplice.SpLiCETransformer.fit>` with
+    ``image_mean=None`` (and ``center=True``) learns the mean of the embeddings it is
+    given. The mean of one embedding is that embedding: centring leaves no direction,
+    and the sample is explained by no concept. Explain single images with
+    ``image_mean="published"`` (the published mean of the CLIP model) or a mean
+    computed on many images.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from skplice import SpLiCETransformer
+    >>> from skplice.exceptions import SingleSampleMeanWarning
+    >>> x = np.array([[0.6, 0.8, 0.0]])
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     W = SpLiCETransformer(dictionary="identity").fit_transform(x)
+    >>> caught[0].category is SingleSampleMeanWarning, W.nnz
+    (True, 0)
     """
 
 

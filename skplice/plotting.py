@@ -1,10 +1,12 @@
 """Plots of SpLiCE concepts: an image beside its top concepts, class concept histograms,
-and the sparsity curves of :func:`~skplice.sparsity_sweep`.
+the distribution of one concept's weights, and the sparsity curves of
+:func:`~skplice.sparsity_sweep`.
 
 matplotlib is an optional dependency (``pip install "skplice[plot]"``), imported only
 when a plot is drawn.
 """
 
+import difflib
 from numbers import Integral
 
 import numpy as np
@@ -12,10 +14,15 @@ import pandas as pd
 
 from skplice._deps import import_optional
 from skplice._images import load_rgb
-from skplice._weights import check_weights
+from skplice._weights import check_labels, check_weights
 from skplice.inspection import class_concept_summary, top_concepts
 
-__all__ = ["plot_class_concepts", "plot_image_concepts", "plot_sparsity_curve"]
+__all__ = [
+    "plot_class_concepts",
+    "plot_concept_histogram",
+    "plot_image_concepts",
+    "plot_sparsity_curve",
+]
 
 _VALUE_LABELS = {"prevalence": "prevalence (fraction of samples)", "mean_weight": "mean weight"}
 _SWEEP_LABELS = {
@@ -146,6 +153,99 @@ def plot_class_concepts(
     for ax in grid.ravel()[len(classes) :]:
         fig.delaxes(ax)
     return fig
+
+
+def plot_concept_histogram(W, concept, y=None, concept_names=None, *, bins=20, log=True, ax=None):
+    """Histogram of one concept's weights across samples, optionally one per class.
+
+    The SpLiCE paper's view of a spurious correlation: how much weight a concept
+    (e.g. "swimwear") gets in the images of each class ("man", "woman"), sample by
+    sample, rather than on average (:func:`plot_class_concepts` shows averages).
+
+    Parameters
+    ----------
+    W : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_concepts)
+        Non-negative concept weights, e.g. the output of
+        :meth:`SpLiCETransformer.transform`.
+    concept : str or sequence of str
+        The concept's name. With several names, each sample's value is the mean of
+        their weights, as the paper does for a group of related concepts (e.g.
+        "trunks", "underwear", "bra", "swimwear").
+    y : array-like of shape (n_samples,), default=None
+        Class (or group) of each sample: one histogram per class, in sorted order,
+        overlaid on the same bins. None draws one histogram of all samples.
+    concept_names : list of str, default=None
+        One name per column; needed only when ``W`` carries no names.
+    bins : int or sequence of float, default=20
+        Number of equal-width bins over the range of the values, or the bin edges
+        (as :func:`numpy.histogram` takes them), shared by all classes.
+    log : bool, default=True
+        Count samples on a logarithmic axis: most samples of a dataset give any one
+        concept a zero weight, and the log scale keeps the few that do not visible.
+    ax : matplotlib Axes, default=None
+        Where to draw; None makes a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure. Samples with a zero weight are counted in the first bin. Each
+        class's bars are one matplotlib container in ``ax.containers``, labelled
+        ``"<class> (n=<samples>)"`` in the legend.
+
+    See Also
+    --------
+    plot_class_concepts : Each class's top concepts by prevalence or mean weight.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skplice import plot_concept_histogram
+    >>> W = np.array([[0.4, 0.0], [0.3, 0.1], [0.0, 0.2], [0.0, 0.0]])
+    >>> fig = plot_concept_histogram(W, "swimwear", ["woman", "woman", "man", "man"],
+    ...                              ["swimwear", "tie"], bins=4)
+    >>> ax = fig.axes[0]
+    >>> [text.get_text() for text in ax.get_legend().get_texts()]
+    ['man (n=2)', 'woman (n=2)']
+    >>> [[int(bar.get_height()) for bar in bars] for bars in ax.containers]
+    [[2, 0, 0, 0], [0, 0, 1, 1]]
+    """
+    plt = _pyplot()
+    W, names, _ = check_weights(W, concept_names)
+    wanted = [concept] if isinstance(concept, str) else list(concept)
+    if not wanted:
+        raise ValueError("concept must name at least one concept.")
+    columns = [_column_of(name, names) for name in wanted]
+    values = np.asarray(W[:, columns].mean(axis=1)).ravel()
+    if y is None:
+        groups = [(None, values)]
+    else:
+        labels = check_labels(y, W.shape[0], "y")
+        groups = [(label, values[labels == label]) for label in np.unique(labels)]
+    edges = np.histogram_bin_edges(values, bins=bins)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.8), layout="constrained")
+    for label, group in groups:
+        legend = "_nolegend_" if label is None else f"{label} (n={len(group)})"
+        ax.hist(group, bins=edges, alpha=0.6 if y is not None else 1.0, label=legend)
+    if log:
+        ax.set_yscale("log")
+    shown = ", ".join(repr(str(name)) for name in wanted)
+    ax.set_xlabel(f"weight of {shown}" if len(wanted) == 1 else f"mean weight of {shown}")
+    ax.set_ylabel("samples")
+    ax.set_title(" + ".join(str(name) for name in wanted))
+    if y is not None:
+        ax.legend()
+    return ax.figure
+
+
+def _column_of(name, names):
+    """The column of concept ``name``, or a ValueError suggesting close names."""
+    matches = np.flatnonzero(names == name)
+    if matches.size:
+        return int(matches[0])
+    close = difflib.get_close_matches(str(name), [str(n) for n in names], n=3)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise ValueError(f"{name!r} is not one of the {len(names)} concepts of W.{hint}")
 
 
 def plot_sparsity_curve(results, *, axes=None):

@@ -22,6 +22,7 @@ from sklearn.utils.validation import (
 from tqdm.auto import tqdm
 
 from skplice._device import resolve_device
+from skplice._model_tags import clip_model_of, clip_model_of_encoder
 from skplice._oom import ShrinkingBatches
 from skplice._pickle import _VersionedPickleMixin
 from skplice._refit import check_state_params, record_state_params
@@ -29,14 +30,15 @@ from skplice._rows import row_cosines, scaled_rows, unit_rows
 from skplice._solvers import nonnegative_lasso
 from skplice._tensors import tensor_to_numpy
 from skplice.dictionary import build_dictionary
+from skplice.exceptions import SingleSampleMeanWarning
 
 
 class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
     """Decompose CLIP embeddings into sparse, non-negative concept weights (SpLiCE).
 
-    Each embedding ``x`` is L2-normalised, centred by the mean training
-    embedding ``image_mean_`` and normalised again, giving ``z``; its concept
-    weights are the solution of the non-negative lasso
+    Each embedding ``x`` is L2-normalised, centred by a mean image embedding
+    ``image_mean_`` and normalised again, giving ``z``; its concept weights are
+    the solution of the non-negative lasso
 
     ``w* = argmin_{w >= 0} ||components_.T @ w - z||^2 + l1 * ||w||_1``
 
@@ -68,14 +70,28 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         for tests and for inputs that are already concept scores.
     encoder : object with an ``encode_text(list[str])`` method, default=None
         Text encoder used to embed ``vocabulary`` when ``dictionary`` is None.
-        None uses ``CLIPEmbedder()`` with its defaults (on ``device``), which
-        shares its model with a ``CLIPEmbedder()`` earlier in the pipeline. The
-        encoded dictionary is cached on disk (see
-        :func:`skplice.encode_concepts`), so a second fit is instant.
+        None uses the CLIP model that made ``X`` when ``X`` says so (the output
+        of :class:`CLIPEmbedder` carries its model), else ``CLIPEmbedder()`` with
+        its defaults; either runs on ``device`` and shares its model with the
+        ``CLIPEmbedder`` earlier in the pipeline. A :class:`CLIPEmbedder` whose
+        model differs from the one that made ``X`` is refused. The encoded
+        dictionary is cached on disk (see :func:`skplice.encode_concepts`), so a
+        second fit is instant.
     template : str or None, default=None
         Prompt template with exactly one empty ``{}`` field used to encode each
         concept (``{{`` and ``}}`` are literal braces), e.g.
         ``"a photo of {}"``; None encodes bare concepts, as the paper does.
+    image_mean : array-like of shape (n_features,), "published" or None, default=None
+        The mean image embedding that centres the inputs. None learns it in
+        ``fit`` and ``partial_fit``: the mean of the L2-normalised embeddings, right
+        for a large, varied training set. An array is used as given (e.g. the mean
+        of a reference dataset). ``"published"`` uses the SpLiCE authors'
+        published mean of the CLIP model (:func:`load_image_mean`; the model that
+        made ``X``, else the ``encoder``'s, else the default ``CLIPEmbedder()``'s),
+        right for explaining single images or narrow sets of images, as the paper
+        does; models without one raise ValueError. A given or published mean is
+        never updated by ``fit`` or ``partial_fit``. It is used as is: it is a
+        mean of unit vectors, so it is not normalised again.
     center : bool, default=True
         Centre both the inputs (by ``image_mean_``) and the concept embeddings
         (by their mean), as in the paper. Without centring the sparse codes of
@@ -119,9 +135,21 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
     concept_names_ : ndarray of shape (n_concepts,), dtype=object
         Concept names, also given by :meth:`get_feature_names_out`.
     image_mean_ : ndarray of shape (n_features,)
-        Mean of the L2-normalised embeddings seen in ``fit`` / ``partial_fit``.
+        The mean image embedding that centres the inputs: the mean of the
+        L2-normalised embeddings seen in ``fit`` / ``partial_fit``, or the
+        ``image_mean`` given or published.
+    image_mean_source_ : {"learned", "given", "published"}
+        Where ``image_mean_`` came from: learned from ``X`` (``image_mean=None``),
+        the array given, or the published mean of ``clip_model_``.
+    clip_model_ : str or None
+        The CLIP model the transformer works with, e.g.
+        ``"ViT-B-32 laion2b_s34b_b79k"``: the one whose text tower encoded the
+        concepts, or that made ``X``, or whose published mean is used. None when
+        no CLIP model is known (a custom encoder or dictionary, and ``X`` without
+        a model). Embeddings of another model are refused by :meth:`transform`.
     n_samples_seen_ : int
-        Number of embeddings that ``image_mean_`` averages.
+        Number of embeddings seen by ``fit`` / ``partial_fit``; ``image_mean_``
+        averages them when it is learned.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -158,6 +186,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         "dictionary": ["array-like", StrOptions({"identity"}), None],
         "encoder": [HasMethods(["encode_text"]), None],
         "template": [str, None],
+        "image_mean": ["array-like", StrOptions({"published"}), None],
         "center": ["boolean"],
         "solver": [StrOptions({"auto", "active_set", "fista"})],
         "max_iter": [Interval(Integral, 1, None, closed="left"), None],
@@ -176,6 +205,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         "encoder",
         "template",
         "center",
+        "image_mean",
     )
 
     def __init__(
@@ -187,6 +217,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         dictionary=None,
         encoder=None,
         template=None,
+        image_mean=None,
         center=True,
         solver="auto",
         max_iter=None,
@@ -203,6 +234,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         self.dictionary = dictionary
         self.encoder = encoder
         self.template = template
+        self.image_mean = image_mean
         self.center = center
         self.solver = solver
         self.max_iter = max_iter
@@ -217,7 +249,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        """Learn the dictionary and the mean embedding used for centring.
+        """Build the dictionary and learn (or load) the mean embedding used for centring.
 
         Parameters
         ----------
@@ -230,12 +262,23 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         -------
         self : SpLiCETransformer
             The fitted transformer.
+
+        Warns
+        -----
+        SingleSampleMeanWarning
+            ``X`` holds one sample and the mean is learned from it (``image_mean=None``
+            with ``center=True``): centring the sample by itself leaves nothing, so it
+            gets no concept. Use ``image_mean="published"`` to explain one image.
         """
         with _unchanged_on_error(self):
+            X_model = clip_model_of(X)
             X = self._validate_embeddings(X, reset=True)
-            components, names = self._build_dictionary(X.shape[1])
-            mean = _unit_rows(X).mean(axis=0, dtype=np.float64)
-        self.components_, self.concept_names_ = components, names
+            fitted, mean = self._fit_fixed_parts(X.shape[1], X_model)
+            if mean is None:
+                mean = _unit_rows(X).mean(axis=0, dtype=np.float64)
+                if X.shape[0] == 1 and self.center:
+                    _warn_single_sample()
+        vars(self).update(fitted)
         self.image_mean_, self.n_samples_seen_ = mean, X.shape[0]
         record_state_params(self)
         return self
@@ -245,7 +288,8 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         """Update the mean embedding with a batch; the first call also builds the dictionary.
 
         Successive calls give the same ``image_mean_`` as one ``fit`` on the
-        concatenated batches.
+        concatenated batches. A given or published ``image_mean`` is never
+        changed; the calls then only count the samples.
 
         Parameters
         ----------
@@ -263,17 +307,22 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         if not first_call:
             check_state_params(self)
         with _unchanged_on_error(self):
+            X_model = clip_model_of(X)
+            if not first_call:
+                self._check_same_model(X_model)
             X = self._validate_embeddings(X, reset=first_call)
             batch_sum = _unit_rows(X).sum(axis=0, dtype=np.float64)
             if first_call:
-                components, names = self._build_dictionary(X.shape[1])
+                fitted, mean = self._fit_fixed_parts(X.shape[1], X_model)
         if first_call:
-            self.components_, self.concept_names_ = components, names
-            self.image_mean_, self.n_samples_seen_ = batch_sum / X.shape[0], X.shape[0]
+            vars(self).update(fitted)
+            self.image_mean_ = batch_sum / X.shape[0] if mean is None else mean
+            self.n_samples_seen_ = X.shape[0]
             record_state_params(self)
             return self
         total = self.n_samples_seen_ + X.shape[0]
-        self.image_mean_ = (self.image_mean_ * self.n_samples_seen_ + batch_sum) / total
+        if getattr(self, "image_mean_source_", "learned") == "learned":
+            self.image_mean_ = (self.image_mean_ * self.n_samples_seen_ + batch_sum) / total
         self.n_samples_seen_ = total
         return self
 
@@ -281,7 +330,99 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         """State parameters that a given dictionary makes irrelevant (see skplice._refit)."""
         return () if self.dictionary is None else ("vocabulary_size", "encoder", "template")
 
-    def _build_dictionary(self, n_features):
+    def _fit_fixed_parts(self, n_features, X_model):
+        """The fitted state that does not depend on X's values, and a fixed mean (or None).
+
+        Returns ``(attributes, mean)``: ``components_``, ``concept_names_``,
+        ``clip_model_`` and ``image_mean_source_``, and the given or published mean
+        (None when it is learned). The mean is resolved before the concepts are
+        encoded, so that a wrong or missing mean fails before the long part.
+        """
+        encoder, clip_model = self._concept_encoder(X_model)
+        mean, source = None, "learned"
+        if isinstance(self.image_mean, str):  # "published"
+            clip_model = self._published_mean_model(clip_model)
+            mean, source = _published_mean(clip_model), "published"
+        elif self.image_mean is not None:
+            mean, source = _check_image_mean(self.image_mean), "given"
+        if mean is not None and mean.shape[0] != n_features:
+            what = "image_mean"
+            if source == "published":
+                what = f"the published mean of {clip_model.label()}"
+            raise ValueError(
+                f"X has {n_features} features but {what} has {mean.shape[0]}: the mean "
+                "must come from the model that embedded X."
+            )
+        components, names = self._build_dictionary(n_features, encoder)
+        attributes = {
+            "components_": components,
+            "concept_names_": names,
+            "clip_model_": None if clip_model is None else clip_model.label(),
+            "_clip_model": clip_model,  # what transform compares X's model with
+            "image_mean_source_": source,
+        }
+        return attributes, mean
+
+    def _concept_encoder(self, X_model):
+        """The encoder of the vocabulary (None with a given dictionary) and the CLIP model.
+
+        The model is the encoder's when it is a CLIPEmbedder, else the one ``X``
+        says made it (a :class:`~skplice._model_tags.ClipModel`), or None.
+        """
+        if self.dictionary is not None:
+            return None, X_model
+        if self.encoder is None:
+            from skplice.embedding import CLIPEmbedder
+
+            if X_model is None:
+                encoder = CLIPEmbedder(device=self.device)
+            else:  # the model that made X, so that images and concepts share a space
+                encoder = CLIPEmbedder(
+                    X_model.model,
+                    X_model.pretrained,
+                    precision=X_model.precision,
+                    device=self.device,
+                )
+            return encoder, encoder._clip_model()
+        own = clip_model_of_encoder(self.encoder)
+        if own is not None and X_model is not None and own.differs_from(X_model):
+            raise ValueError(
+                f"X was embedded by {X_model.label()} but encoder is a CLIPEmbedder of "
+                f"{own.label()}: the concepts must be encoded by the model that embedded "
+                "the images, or every explanation is wrong. Use encoder=None (the model "
+                "of X), or embed the images with the encoder's model."
+            )
+        return self.encoder, own or X_model
+
+    def _published_mean_model(self, clip_model):
+        """The CLIP model whose published mean ``image_mean="published"`` means."""
+        if clip_model is not None:
+            return clip_model
+        if self.encoder is None:
+            from skplice.embedding import CLIPEmbedder
+
+            return CLIPEmbedder()._clip_model()  # the default encoder's model
+        clip_model = clip_model_of_encoder(self.encoder)
+        if clip_model is None:
+            raise ValueError(
+                "image_mean='published' needs a CLIP model, but X does not say which "
+                f"model made it and encoder is a {type(self.encoder).__name__}, not a "
+                "CLIPEmbedder. Pass the mean itself: "
+                "image_mean=skplice.load_image_mean(model, pretrained)."
+            )
+        return clip_model
+
+    def _check_same_model(self, X_model):
+        """Refuse embeddings of another CLIP model than the fitted one."""
+        fitted = getattr(self, "_clip_model", None)
+        if X_model is not None and fitted is not None and X_model.differs_from(fitted):
+            raise ValueError(
+                f"X was embedded by {X_model.label()} but this transformer was fitted for "
+                f"{fitted.label()}: its concepts and image mean belong to that model. Embed "
+                "X with the same model, or fit a transformer for this one."
+            )
+
+    def _build_dictionary(self, n_features, encoder):
         """Return ``(components_, concept_names_)`` for inputs of ``n_features`` features."""
         if isinstance(self.dictionary, str):  # "identity"
             names = _check_feature_names_in(self, None)
@@ -290,7 +431,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
             names, raw = build_dictionary(
                 self.vocabulary,
                 size=self.vocabulary_size,
-                encoder=self.encoder,
+                encoder=encoder,
                 template=self.template,
                 device=self.device,
             )
@@ -375,6 +516,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         check_state_params(self)
         self._check_output_container()
+        self._check_same_model(clip_model_of(X))
         X = self._validate_embeddings(X, reset=False)
         (W,) = self._decompose(X, [self.l1])
         if self.output == "reconstruction":
@@ -415,6 +557,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         check_state_params(self)
+        self._check_same_model(clip_model_of(X))
         X = self._validate_embeddings(X, reset=False)
         message = (
             f"l1_values must be a non-empty sequence of finite values >= 0; got {l1_values!r}."
@@ -631,6 +774,45 @@ _WEIGHTS_HINT = (
 )
 
 _unit_rows = unit_rows  # rows scaled to unit L2 norm, without overflow or underflow
+
+
+def _check_image_mean(image_mean):
+    """A given ``image_mean`` as a float64 copy of shape (n_features,)."""
+    mean = check_array(
+        tensor_to_numpy(image_mean),
+        ensure_2d=False,
+        dtype=np.float64,
+        copy=True,
+        input_name="image_mean",
+    )
+    if mean.ndim != 1:
+        raise ValueError(
+            f"image_mean must be a 1-D array of shape (n_features,); got shape {mean.shape}."
+        )
+    return mean
+
+
+def _published_mean(clip_model):
+    from skplice.image_means import describe_published, has_image_mean, load_image_mean
+
+    if not has_image_mean(clip_model.model, clip_model.pretrained):
+        raise ValueError(
+            f"image_mean='published': the SpLiCE authors published no mean image embedding "
+            f"for {clip_model.label()}; they did for {describe_published()}. Use "
+            "image_mean=None to learn the mean from X, or pass a mean as an array."
+        )
+    return load_image_mean(clip_model.model, clip_model.pretrained)
+
+
+def _warn_single_sample():
+    warnings.warn(
+        "SpLiCETransformer was fitted on a single sample with image_mean=None: the mean "
+        "it learns is that sample, so centring leaves nothing to decompose and the "
+        "sample gets no concept. To explain one image, use image_mean='published' (the "
+        "published mean of its CLIP model) or a mean as an array, or fit on many images.",
+        SingleSampleMeanWarning,
+        stacklevel=4,
+    )
 
 
 def _process_concepts(raw, names, *, center):

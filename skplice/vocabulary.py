@@ -11,6 +11,7 @@ from typing import NamedTuple
 from ._download import download_verified, read_verified
 from ._home import cache_folder, warn_cache_disabled
 from ._text import shorten
+from .exceptions import VocabularyDownloadError
 
 __all__ = ["VocabularyDownloadError", "load_vocabulary"]
 
@@ -48,20 +49,6 @@ _NAMED = {
 
 #: Names of the vocabularies that :func:`load_vocabulary` downloads.
 NAMED_VOCABULARIES = tuple(_NAMED)
-
-
-class VocabularyDownloadError(OSError):
-    """A named vocabulary could not be downloaded or failed its sha256 check.
-
-    :func:`load_vocabulary` raises it with a message naming the address, the cause,
-    the path where the file can be placed by hand and its expected sha256.
-
-    Examples
-    --------
-    >>> from skplice.vocabulary import VocabularyDownloadError
-    >>> issubclass(VocabularyDownloadError, OSError)
-    True
-    """
 
 
 def load_vocabulary(vocabulary="laion", size=None, *, clean=False, data_home=None):
@@ -114,7 +101,9 @@ def load_vocabulary(vocabulary="laion", size=None, *, clean=False, data_home=Non
     -------
     list of str
         Unique, non-empty concept names in source order (named lists: least to
-        most frequent, so index ``i`` matches the authors' dictionary row ``i``).
+        most frequent). For ``"laion"`` and ``"laion_bigrams"``, index ``i`` is row
+        ``i`` of the authors' dictionary of the same size; for ``"mscoco"`` it is not
+        (the authors' code keeps the blank line as an empty concept).
 
     Raises
     ------

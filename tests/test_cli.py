@@ -233,8 +233,8 @@ def test_decompose_in_process_matches_and_reports(embeddings, tmp_path, capsys):
 def test_decompose_centring_options(embeddings, tmp_path, capsys):
     X, dictionary, _ = embeddings
     base = ["decompose", "--input", tmp_path / "X.npy", "--dictionary", tmp_path / "concepts.npy"]
-    status, _, _ = call(capsys, *base, "--output", tmp_path / "a.npz", "--image-mean", "none")
-    assert status == 0
+    status, _, err = call(capsys, *base, "--output", tmp_path / "a.npz", "--image-mean", "none")
+    assert status == 0 and err.rstrip().endswith("; not centred")
     uncentred = SpLiCETransformer(dictionary=dictionary, center=False).fit_transform(X)
     assert_same_sparse(sp.load_npz(tmp_path / "a.npz"), uncentred)
 
@@ -244,10 +244,15 @@ def test_decompose_centring_options(embeddings, tmp_path, capsys):
         capsys, *base, "--output", tmp_path / "b.npz", "--image-mean", tmp_path / "mean.npy"
     )
     assert status == 0, err
-    splice = SpLiCETransformer(dictionary=dictionary).fit(X)
-    splice.image_mean_ = mean
-    np.testing.assert_allclose(
-        sp.load_npz(tmp_path / "b.npz").toarray(), splice.transform(X).toarray(), atol=1e-6
+    assert f"; centred by the mean from {tmp_path / 'mean.npy'}" in err
+    given = SpLiCETransformer(dictionary=dictionary, image_mean=mean).fit(X)
+    assert_same_sparse(sp.load_npz(tmp_path / "b.npz"), given.transform(X))
+
+    # With no model (a precomputed dictionary), auto centres 30 inputs by their mean.
+    status, _, err = call(capsys, *base, "--output", tmp_path / "c.npz")
+    assert status == 0 and "; centred by the mean of the 30 inputs" in err
+    assert_same_sparse(
+        sp.load_npz(tmp_path / "c.npz"), given.set_params(image_mean=None).fit_transform(X)
     )
 
 
@@ -305,7 +310,8 @@ def test_explain_with_random_weights_and_a_checkpoint(
     common = [*images, *tiny, "--vocabulary-size", "500", "--l1", "0.05", "--top-k", "4"]
     text = run_cli("explain", *common, "--pretrained", "none", env=cli_env)
     assert text.returncode == 0, text.stderr
-    blocks = text.stdout.strip().split("\n\n")
+    centring, *blocks = text.stdout.strip().split("\n\n")
+    assert centring == "not centred"  # random weights have no published mean
     assert [block.splitlines()[0].split("  (")[0] for block in blocks] == images
     header = blocks[0].splitlines()[0]
     assert re.fullmatch(r".*  \(\d+ concepts(, top 4 shown)?; cosine -?\d\.\d\d\)", header)
@@ -366,7 +372,7 @@ def test_many_images_are_centred_by_their_own_mean(photo_dir, tiny, tiny_clip, t
     status, out, err = call(capsys, "explain", *images, *args)
     assert status == 0 and "too few" not in err
     together = json.loads(out)
-    assert {r["image_mean"] for r in together} == {"inputs"}
+    assert {r["image_mean"] for r in together} == {"mean of the 10 inputs"}
 
     # The same mean from a file: the embeddings of the same 10 images, from `embed`.
     status, _, err = call(capsys, "embed", *images, *tiny, "--pretrained", "none",
@@ -380,7 +386,7 @@ def test_many_images_are_centred_by_their_own_mean(photo_dir, tiny, tiny_clip, t
     )
     assert status == 0
     (alone,) = json.loads(out)
-    assert alone["image_mean"] == str(tmp_path / "emb.npy")
+    assert alone["image_mean"] == f"mean from {tmp_path / 'emb.npy'}"
     assert [c["concept"] for c in alone["concepts"]] == [
         c["concept"] for c in together[0]["concepts"]
     ]
@@ -547,6 +553,8 @@ def test_readme_command_offline_says_what_to_download_and_how(tmp_path, cli_env,
     assert err.startswith("skplice explain: error: could not download the CLIP model weights")
     assert "--pretrained /path/to/open_clip_pytorch_model.bin" in err
     assert "--vocabulary words.txt" in err
+    mean_file = tmp_path / "empty-home" / "means" / "open_clip_ViT-B-32_image.pt"
+    assert "--image-mean open_clip_ViT-B-32_image.pt" in err and f"place it at {mean_file}" in err
     assert "Traceback" not in err
 
 
@@ -559,6 +567,8 @@ def test_offline_download_failure_in_process(monkeypatch, tmp_path, skplice_home
     assert "could not download the CLIP model weights (ViT-B-32, laion2b_s34b_b79k)" in err
     assert "huggingface.co/laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in err
     assert "--vocabulary words.txt" in err  # the empty SKPLICE_HOME has no vocabulary
+    assert "published mean image embedding of ViT-B-32 laion2b_s34b_b79k" in err  # nor mean
+    assert "AI4LIFE-GROUP/SpLiCE/9a498102ce7c6701f4afe361ffaa86c39b47fa5f/data/means/" in err
 
 
 # ------------------------------------------------------------------------ errors
@@ -595,6 +605,7 @@ DECOMPOSE_ERRORS = [
     (["--output", "{tmp}/X.npy"], "--output must not be the --input file"),
     (["--image-mean", "{tmp}/nothing.npy"], "--image-mean .*nothing.npy: no such file"),
     (["--image-mean", "{tmp}/wide.npy"], "has 16 features but the embeddings have 32"),
+    (["--image-mean", "published"], "--image-mean published .* which --dictionary replaces"),
     (["--l1", "-1"], "argument --l1: must be a finite number >= 0"),
 ]
 
@@ -631,6 +642,11 @@ EXPLAIN_ERRORS = [
     (["{img}", "--model-config", "{tmp}/partial.json", "--no-tiny"], "lacks vision_cfg"),
     (["{img}", "--plot", "{tmp}/out.xyz"], r"unknown image format '\.xyz'"),
     (["{img}", "--image-mean", "inputs"], "--image-mean inputs needs at least 2 inputs"),
+    (
+        ["{img}", "--image-mean", "published"],
+        r"published no mean image embedding for skplice-test-tiny-clip \(random weights\); "
+        "they did for ViT-B-32 laion2b_s34b_b79k",
+    ),
     (["{img}", "--top-k", "many"], "argument --top-k: expected a whole number"),
     (["{img}", "--on-error", "ignore"], "argument --on-error: invalid choice"),
 ]
@@ -705,7 +721,8 @@ def test_library_log_records_are_shown_once():
 
 def test_image_mean_files(tmp_path):
     torch = pytest.importorskip("torch")
-    from skplice._cli_inputs import UsageError, load_image_mean
+    from skplice._cli_inputs import UsageError
+    from skplice._cli_inputs import read_image_mean_file as load_image_mean
 
     rng = np.random.default_rng(2)
     mean = rng.normal(size=8) * 0.1

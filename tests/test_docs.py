@@ -77,6 +77,7 @@ PUBLIC_MODULES = (
     "skplice.editing",
     "skplice.embedding",
     "skplice.exceptions",
+    "skplice.image_means",
     "skplice.inspection",
     "skplice.plotting",
     "skplice.shift",

@@ -12,7 +12,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from skplice import class_concept_summary, plot_class_concepts, plot_image_concepts  # noqa: E402
+from skplice import (  # noqa: E402
+    class_concept_summary,
+    plot_class_concepts,
+    plot_concept_histogram,
+    plot_image_concepts,
+)
 
 BAR_COLOR = np.array([31, 119, 180])  # matplotlib's "tab:blue"
 NAMES = ["astronaut", "flag", "space", "suit", "smile", "rocket"]
@@ -170,6 +175,75 @@ def test_class_histograms_errors(classes):
         plot_class_concepts(W, y, names, ncols=0)
     with pytest.raises(ValueError, match="one label per sample"):
         plot_class_concepts(W, y[:10], names)
+
+
+def colour_pixels(pixels, rgb, tolerance=6):
+    return int(np.all(np.abs(pixels - np.asarray(rgb)) <= tolerance, axis=-1).sum())
+
+
+def test_concept_histogram_per_class_counts_every_sample(classes, tmp_path):
+    W, y, names = classes
+    fig = plot_concept_histogram(W, "sand", y, names, bins=10, log=False)
+    ax = fig.axes[0]
+    values = W[:, names.index("sand")]
+    edges = np.histogram_bin_edges(values, bins=10)
+    assert ax.get_title() == "sand" and ax.get_xlabel() == "weight of 'sand'"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        f"{label} (n=40)" for label in ("beach", "office", "park", "street")
+    ]
+    assert len(ax.containers) == 4
+    for label, bars in zip(("beach", "office", "park", "street"), ax.containers, strict=True):
+        counts, _ = np.histogram(values[y == label], bins=edges)
+        np.testing.assert_array_equal([bar.get_height() for bar in bars], counts)
+        np.testing.assert_allclose([bar.get_x() for bar in bars], edges[:-1], atol=1e-12)
+        assert sum(bar.get_height() for bar in bars) == 40  # zeros counted in the first bin
+    # The class that has sand (beach) reaches the heavy bins; office never does.
+    beach, office = ax.containers[0], ax.containers[1]
+    assert sum(bar.get_height() for bar in beach[1:]) > 30
+    assert sum(bar.get_height() for bar in office[1:]) == 0
+    # Both colours are drawn: each class's bars show on the rendered image.
+    pixels = render(fig, tmp_path)
+    colours = [np.round(np.asarray(bars[0].get_facecolor()[:3]) * 255) for bars in ax.containers]
+    for colour in colours:  # blended with white by the transparency where alone
+        alpha = ax.containers[0][0].get_alpha()
+        assert colour_pixels(pixels, alpha * colour + (1 - alpha) * 255) > 100
+
+
+def test_concept_histogram_of_all_samples_on_a_log_scale(classes):
+    W, _, names = classes
+    fig = plot_concept_histogram(W, ["desk", "laptop"], concept_names=names)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and ax.get_legend() is None
+    assert ax.get_xlabel() == "mean weight of 'desk', 'laptop'"
+    values = W[:, [names.index("desk"), names.index("laptop")]].mean(axis=1)
+    counts, edges = np.histogram(values, bins=20)
+    (bars,) = ax.containers
+    np.testing.assert_array_equal([bar.get_height() for bar in bars], counts)
+    np.testing.assert_allclose(bars[-1].get_x() + bars[-1].get_width(), edges[-1])
+
+
+def test_concept_histogram_reads_carried_names_and_draws_into_axes(classes):
+    W, y, names = classes
+    frame = pd.DataFrame(W, columns=names)
+    fig, ax = plt.subplots()
+    assert plot_concept_histogram(frame, "grass", y, ax=ax) is fig
+    matrix = sp.csr_matrix(W)
+    matrix.concept_names = np.asarray(names, dtype=object)
+    other = plot_concept_histogram(matrix, "grass", y).axes[0]
+    for first, second in zip(ax.containers, other.containers, strict=True):
+        assert [b.get_height() for b in first] == [b.get_height() for b in second]
+
+
+def test_concept_histogram_errors(classes):
+    W, y, names = classes
+    with pytest.raises(ValueError, match=r"'gras' is not one of the 7 concepts.*'grass'"):
+        plot_concept_histogram(W, "gras", y, names)
+    with pytest.raises(ValueError, match="at least one concept"):
+        plot_concept_histogram(W, [], y, names)
+    with pytest.raises(ValueError, match="one label per sample"):
+        plot_concept_histogram(W, "sand", y[:3], names)
+    with pytest.raises(ValueError, match="needs concept names"):
+        plot_concept_histogram(W, "sand", y)
 
 
 def test_missing_matplotlib_names_the_extra(monkeypatch, photo):

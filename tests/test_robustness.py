@@ -32,7 +32,10 @@ from skplice import (
     sparsity_sweep,
     transform_batches,
 )
-from skplice.exceptions import ImageLoadError, SkippedImagesWarning
+from skplice.exceptions import ImageLoadError, SingleSampleMeanWarning, SkippedImagesWarning
+
+# Drawn inputs may hold a single row, which fit warns about (tested in test_one_sample).
+pytestmark = pytest.mark.filterwarnings("ignore::skplice.exceptions.SingleSampleMeanWarning")
 
 SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -399,7 +402,9 @@ def test_bad_l1_values_name_the_argument(l1_values, message):
 @given(X=embeddings(max_rows=1))
 def test_one_sample(X):
     rng = np.random.default_rng(6)
-    splice = SpLiCETransformer(dictionary=rng.normal(size=(7, X.shape[1])), l1=0.1).fit(X)
+    splice = SpLiCETransformer(dictionary=rng.normal(size=(7, X.shape[1])), l1=0.1)
+    with pytest.warns(SingleSampleMeanWarning, match="single sample"):
+        splice.fit(X)
     assert_valid_weights(splice.transform(X), 1, 7, expected_dtype(X))
     # The only sample is the mean: nothing is left after centring, so no concept.
     assert splice.transform(X).nnz == 0
