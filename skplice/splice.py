@@ -690,6 +690,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         check_state_params(self)
+        self._check_same_model(clip_model_of(X))
         X = self._validate_embeddings(X, reset=False)
         # The weights themselves, whatever `output` makes transform return.
         (W,) = self._decompose(X, [self.l1])
