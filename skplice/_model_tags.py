@@ -132,3 +132,47 @@ def clip_model_of_encoder(encoder):
     if not isinstance(encoder, CLIPEmbedder):
         return None
     return encoder._clip_model()
+
+
+def text_encoder_for(encoder, X_model, *, device=None, what="concepts"):
+    """The text encoder to use with embeddings of ``X_model``, and its CLIP model.
+
+    ``encoder=None`` gives a :class:`~skplice.CLIPEmbedder` of the model that made ``X``
+    (on ``device``), or of the default model when ``X`` does not say; a CLIPEmbedder of
+    another model than ``X``'s is refused, since texts and images must share one space;
+    any other encoder is used as given. Returns ``(encoder, ClipModel or None)``.
+    """
+    from skplice.embedding import CLIPEmbedder
+
+    if encoder is None:
+        if X_model is None:
+            encoder = CLIPEmbedder(device=device)
+        else:  # the model that made X, so that images and texts share a space
+            encoder = CLIPEmbedder(
+                X_model.model, X_model.pretrained, precision=X_model.precision, device=device
+            )
+        return encoder, encoder._clip_model()
+    own = clip_model_of_encoder(encoder)
+    if own is not None and X_model is not None and own.differs_from(X_model):
+        raise ValueError(
+            f"X was embedded by {X_model.label()} but encoder is a CLIPEmbedder of "
+            f"{own.label()}: the {what} must be encoded by the model that embedded the "
+            "images, or every result is wrong. Use encoder=None (the model of X), or embed "
+            "the images with the encoder's model."
+        )
+    return encoder, own or X_model
+
+
+def check_same_model(estimator, X):
+    """Refuse ``X`` when it says another CLIP model made it than the one ``estimator`` fit.
+
+    The fitted model is the estimator's ``_clip_model`` attribute (None: not known).
+    """
+    X_model = clip_model_of(X)
+    fitted = getattr(estimator, "_clip_model", None)
+    if X_model is not None and fitted is not None and X_model.differs_from(fitted):
+        raise ValueError(
+            f"X was embedded by {X_model.label()} but this {type(estimator).__name__} was "
+            f"fitted for {fitted.label()}, whose texts and statistics belong to that model. "
+            "Embed X with the same model, or fit one for this model."
+        )

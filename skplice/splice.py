@@ -22,7 +22,13 @@ from sklearn.utils.validation import (
 from tqdm.auto import tqdm
 
 from skplice._device import resolve_device
-from skplice._model_tags import clip_model_of, clip_model_of_encoder
+from skplice._model_tags import (
+    check_same_model,
+    clip_model_of,
+    clip_model_of_encoder,
+    tag,
+    text_encoder_for,
+)
 from skplice._oom import ShrinkingBatches
 from skplice._pickle import _VersionedPickleMixin
 from skplice._refit import check_state_params, record_state_params
@@ -124,7 +130,10 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         What :meth:`transform` returns: the concept weights, or the embeddings'
         SpLiCE reconstructions (``inverse_transform`` of the weights: unit-norm,
         same width as the input). Reconstructions replace dense CLIP embeddings
-        for any model that expects them, e.g. a zero-shot classifier.
+        for any model that expects them, e.g. a zero-shot classifier; like the
+        output of :class:`CLIPEmbedder`, they carry the CLIP model they belong to
+        (``clip_model_``), so a :class:`ZeroShotClassifier` after this step
+        encodes its prompts with that model.
     verbose : bool, default=False
         Show a progress bar counting the samples solved.
 
@@ -309,7 +318,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         with _unchanged_on_error(self):
             X_model = clip_model_of(X)
             if not first_call:
-                self._check_same_model(X_model)
+                check_same_model(self, X)
             X = self._validate_embeddings(X, reset=first_call)
             batch_sum = _unit_rows(X).sum(axis=0, dtype=np.float64)
             if first_call:
@@ -371,28 +380,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         """
         if self.dictionary is not None:
             return None, X_model
-        if self.encoder is None:
-            from skplice.embedding import CLIPEmbedder
-
-            if X_model is None:
-                encoder = CLIPEmbedder(device=self.device)
-            else:  # the model that made X, so that images and concepts share a space
-                encoder = CLIPEmbedder(
-                    X_model.model,
-                    X_model.pretrained,
-                    precision=X_model.precision,
-                    device=self.device,
-                )
-            return encoder, encoder._clip_model()
-        own = clip_model_of_encoder(self.encoder)
-        if own is not None and X_model is not None and own.differs_from(X_model):
-            raise ValueError(
-                f"X was embedded by {X_model.label()} but encoder is a CLIPEmbedder of "
-                f"{own.label()}: the concepts must be encoded by the model that embedded "
-                "the images, or every explanation is wrong. Use encoder=None (the model "
-                "of X), or embed the images with the encoder's model."
-            )
-        return self.encoder, own or X_model
+        return text_encoder_for(self.encoder, X_model, device=self.device)
 
     def _published_mean_model(self, clip_model):
         """The CLIP model whose published mean ``image_mean="published"`` means."""
@@ -411,16 +399,6 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
                 "image_mean=skplice.load_image_mean(model, pretrained)."
             )
         return clip_model
-
-    def _check_same_model(self, X_model):
-        """Refuse embeddings of another CLIP model than the fitted one."""
-        fitted = getattr(self, "_clip_model", None)
-        if X_model is not None and fitted is not None and X_model.differs_from(fitted):
-            raise ValueError(
-                f"X was embedded by {X_model.label()} but this transformer was fitted for "
-                f"{fitted.label()}: its concepts and image mean belong to that model. Embed "
-                "X with the same model, or fit a transformer for this one."
-            )
 
     def _build_dictionary(self, n_features, encoder):
         """Return ``(components_, concept_names_)`` for inputs of ``n_features`` features."""
@@ -516,7 +494,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         check_state_params(self)
         self._check_output_container()
-        self._check_same_model(clip_model_of(X))
+        check_same_model(self, X)
         X = self._validate_embeddings(X, reset=False)
         (W,) = self._decompose(X, [self.l1])
         if self.output == "reconstruction":
@@ -557,7 +535,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         check_state_params(self)
-        self._check_same_model(clip_model_of(X))
+        check_same_model(self, X)
         X = self._validate_embeddings(X, reset=False)
         message = (
             f"l1_values must be a non-empty sequence of finite values >= 0; got {l1_values!r}."
@@ -670,7 +648,10 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         recon = _unit_rows(recon, allow_zero=True)
         if self.center:
             recon = _unit_rows(recon + self.image_mean_.astype(W.dtype), allow_zero=True)
-        return recon
+        # Embeddings of the fitted CLIP model: a ZeroShotClassifier after this step
+        # encodes its prompts with that model (see skplice._model_tags).
+        clip_model = getattr(self, "_clip_model", None)
+        return recon if clip_model is None else tag(recon, clip_model)
 
     def score(self, X, y=None):
         """Mean cosine similarity between embeddings and their SpLiCE reconstructions.
@@ -690,7 +671,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         check_state_params(self)
-        self._check_same_model(clip_model_of(X))
+        check_same_model(self, X)
         X = self._validate_embeddings(X, reset=False)
         # The weights themselves, whatever `output` makes transform return.
         (W,) = self._decompose(X, [self.l1])

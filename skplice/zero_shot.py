@@ -17,11 +17,11 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skplice._model_tags import check_same_model, clip_model_of, text_encoder_for
 from skplice._pickle import _VersionedPickleMixin
 from skplice._refit import check_state_params, record_state_params
 from skplice._rows import unit_rows
 from skplice._templates import parse_template
-from skplice.embedding import CLIPEmbedder
 
 __all__ = ["ZeroShotClassifier"]
 
@@ -53,8 +53,11 @@ class ZeroShotClassifier(_VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         class name (``{{`` and ``}}`` are literal braces, as in ``str.format``).
     encoder : object with an ``encode_text(list[str])`` method, default=None
         Text encoder of the same model as the embeddings, e.g. a
-        :class:`CLIPEmbedder`. None uses ``CLIPEmbedder()`` with its defaults.
-        It is used in :meth:`fit` only.
+        :class:`CLIPEmbedder`. None uses the CLIP model that made ``X`` when ``X``
+        says so (the output of :class:`CLIPEmbedder`, and the reconstructions of a
+        :class:`SpLiCETransformer` fitted on it, carry their model), else
+        ``CLIPEmbedder()`` with its defaults. A :class:`CLIPEmbedder` of another
+        model than ``X``'s is refused. It is used in :meth:`fit` only.
     logit_scale : float, default=100.0
         Temperature of :meth:`predict_proba`: the probabilities are the softmax
         of ``logit_scale * cosine``. 100 is CLIP's learned scale.
@@ -65,6 +68,11 @@ class ZeroShotClassifier(_VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         Class labels, in the order of ``classes``.
     class_embeddings_ : ndarray of shape (n_classes, n_features)
         Unit-norm class embeddings.
+    clip_model_ : str or None
+        The CLIP model that encoded the prompts, e.g. ``"ViT-B-32
+        laion2b_s34b_b79k"``; None for an encoder that is not a
+        :class:`CLIPEmbedder`. Embeddings that say another model made them are
+        refused by :meth:`predict` and the other prediction methods.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -142,6 +150,8 @@ class ZeroShotClassifier(_VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         """
         labels, names_per_class = _parse_classes(self.classes)
         templates = _parse_templates(self.templates)
+        # The prompts are encoded by the model that made X, when X says which.
+        encoder, clip_model = text_encoder_for(self.encoder, clip_model_of(X), what="prompts")
         # Validate everything before recording anything, so a failed fit leaves no state.
         X_checked = _check_embeddings(X, self)
         if y is not None:
@@ -149,7 +159,7 @@ class ZeroShotClassifier(_VersionedPickleMixin, ClassifierMixin, BaseEstimator):
             check_consistent_length(X_checked, y)
             check_classification_targets(y)
             _check_labels(y, labels)
-        class_embeddings = self._encode_classes(names_per_class, templates)
+        class_embeddings = _encode_classes(encoder, names_per_class, templates)
         if class_embeddings.shape[1] != X_checked.shape[1]:
             raise ValueError(
                 f"X has {X_checked.shape[1]} features but the encoder embeds the prompts in "
@@ -160,39 +170,10 @@ class ZeroShotClassifier(_VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         validate_data(self, X, reset=True, skip_check_array=True)
         self.classes_ = _label_array(labels)
         self.class_embeddings_ = class_embeddings
+        self.clip_model_ = None if clip_model is None else clip_model.label()
+        self._clip_model = clip_model  # what prediction compares X's model with
         record_state_params(self)
         return self
-
-    def _encode_classes(self, names_per_class, templates):
-        """Unit-norm mean of the unit-norm prompt embeddings, one row per class."""
-        encoder = CLIPEmbedder() if self.encoder is None else self.encoder
-        prompts = [
-            template.fill(name)
-            for names in names_per_class
-            for name in names
-            for template in templates
-        ]
-        embedded = np.asarray(encoder.encode_text(prompts), dtype=np.float64)
-        if embedded.ndim != 2 or embedded.shape[0] != len(prompts):
-            raise ValueError(
-                f"The encoder returned an array of shape {embedded.shape} for {len(prompts)} "
-                "prompts; encode_text must return one row per text."
-            )
-        bad = np.flatnonzero(~np.isfinite(embedded).all(axis=1) | ~np.any(embedded != 0, axis=1))
-        if bad.size:
-            raise ValueError(
-                f"The encoder returned a zero or non-finite embedding for the prompt "
-                f"{prompts[bad[0]]!r}; a class embedding needs a direction."
-            )
-        unit_prompts = unit_rows(embedded)
-        boundaries = np.cumsum([len(names) * len(templates) for names in names_per_class])
-        means = np.stack([block.mean(axis=0) for block in np.split(unit_prompts, boundaries[:-1])])
-        if not np.all(np.any(means != 0, axis=1)):
-            raise ValueError(
-                "The prompts of a class have embeddings that cancel out (their mean is zero); "
-                "use other templates or names."
-            )
-        return unit_rows(means)
 
     def decision_function(self, X):
         """Cosine similarities between embeddings and class embeddings.
@@ -264,6 +245,7 @@ class ZeroShotClassifier(_VersionedPickleMixin, ClassifierMixin, BaseEstimator):
     def _cosines(self, X):
         check_is_fitted(self)
         check_state_params(self)
+        check_same_model(self, X)
         _check_embeddings(X, self)  # the clear message for sparse input comes first
         X = validate_data(self, X, reset=False, dtype=_EMBEDDING_DTYPES)
         # A zero embedding is equally far from every class; huge or tiny ones keep their
@@ -345,3 +327,34 @@ def _label_array(labels):
     array = np.empty(len(labels), dtype=object)
     array[:] = labels
     return array
+
+
+def _encode_classes(encoder, names_per_class, templates):
+    """Unit-norm mean of the unit-norm prompt embeddings, one row per class."""
+    prompts = [
+        template.fill(name)
+        for names in names_per_class
+        for name in names
+        for template in templates
+    ]
+    embedded = np.asarray(encoder.encode_text(prompts), dtype=np.float64)
+    if embedded.ndim != 2 or embedded.shape[0] != len(prompts):
+        raise ValueError(
+            f"The encoder returned an array of shape {embedded.shape} for {len(prompts)} "
+            "prompts; encode_text must return one row per text."
+        )
+    bad = np.flatnonzero(~np.isfinite(embedded).all(axis=1) | ~np.any(embedded != 0, axis=1))
+    if bad.size:
+        raise ValueError(
+            f"The encoder returned a zero or non-finite embedding for the prompt "
+            f"{prompts[bad[0]]!r}; a class embedding needs a direction."
+        )
+    unit_prompts = unit_rows(embedded)
+    boundaries = np.cumsum([len(names) * len(templates) for names in names_per_class])
+    means = np.stack([block.mean(axis=0) for block in np.split(unit_prompts, boundaries[:-1])])
+    if not np.all(np.any(means != 0, axis=1)):
+        raise ValueError(
+            "The prompts of a class have embeddings that cancel out (their mean is zero); "
+            "use other templates or names."
+        )
+    return unit_rows(means)

@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
-from skplice import CLIPEmbedder, SpLiCETransformer
+from skplice import CLIPEmbedder, SpLiCETransformer, ZeroShotClassifier
 from skplice._model_tags import ClipEmbeddings, ClipModel, clip_model_of
 
 OTHER_NAME = "skplice-test-other-tiny-clip"
@@ -158,7 +158,7 @@ def test_embeddings_of_another_model_are_refused_after_fit(
     )
     X_tiny = embedder(tiny_clip).transform(images)
     for method in (splice.transform, splice.partial_fit, splice.score):
-        with pytest.raises(ValueError, match="but this transformer was fitted for"):
+        with pytest.raises(ValueError, match="but this SpLiCETransformer was fitted for"):
             method(X_tiny)
     assert splice.n_samples_seen_ == 12  # partial_fit left no trace
     splice.transform(np.asarray(X_tiny))  # plain arrays are trusted, as before
@@ -174,6 +174,57 @@ def test_a_grid_search_on_precomputed_embeddings_follows_their_model(
         cv=2,
     ).fit(X, np.arange(12) % 2)
     assert search.best_estimator_[0].clip_model_ == f"{other_clip} (random weights)"
+
+
+CLASSES = ["dog", "cat", "car"]
+
+
+def test_zero_shot_encodes_its_prompts_with_the_model_of_its_embedder(
+    tiny_clip, other_clip, images
+):
+    zero_shot = make_pipeline(embedder(other_clip), ZeroShotClassifier(CLASSES)).fit(images)
+    clf = zero_shot[-1]
+    assert clf.clip_model_ == f"{other_clip} (random weights)"
+    X = np.asarray(embedder(other_clip).transform(images))  # plain: no model to follow
+    with_other = ZeroShotClassifier(CLASSES, encoder=embedder(other_clip)).fit(X)
+    with_tiny = ZeroShotClassifier(CLASSES, encoder=embedder(tiny_clip)).fit(X)
+    np.testing.assert_array_equal(clf.class_embeddings_, with_other.class_embeddings_)
+    assert not np.allclose(clf.class_embeddings_, with_tiny.class_embeddings_)
+    np.testing.assert_array_equal(zero_shot.predict(images), with_other.predict(X))
+
+
+def test_zero_shot_refuses_a_prompt_encoder_or_embeddings_of_another_model(
+    tiny_clip, other_clip, images
+):
+    X_other = embedder(other_clip).transform(images)
+    clf = ZeroShotClassifier(CLASSES, encoder=embedder(tiny_clip))
+    with pytest.raises(ValueError, match=r"X was embedded by .*other-tiny-clip.* but encoder"):
+        clf.fit(X_other)
+    assert not hasattr(clf, "class_embeddings_")
+    clf = ZeroShotClassifier(CLASSES).fit(X_other)
+    X_tiny = embedder(tiny_clip).transform(images)
+    for method in (clf.predict, clf.predict_proba, clf.decision_function):
+        with pytest.raises(ValueError, match="but this ZeroShotClassifier was fitted for"):
+            method(X_tiny)
+    assert clf.predict(np.asarray(X_tiny)).shape == (12,)  # plain arrays are trusted
+
+
+def test_reconstructions_carry_the_model_to_a_zero_shot_classifier(
+    other_clip, images, skplice_home
+):
+    reconstruct = SpLiCETransformer(
+        l1=0.05, vocabulary=WORDS, output="reconstruction", device="cpu"
+    )
+    pipeline = make_pipeline(embedder(other_clip), reconstruct, ZeroShotClassifier(CLASSES))
+    pipeline.fit(images)
+    expected = ClipModel(other_clip, None, "fp32")
+    assert clip_model_of(pipeline[:-1].transform(images)) == expected
+    assert pipeline[-1].clip_model_ == expected.label()
+    weights = SpLiCETransformer(l1=0.05, vocabulary=WORDS, device="cpu").fit(
+        embedder(other_clip).transform(images)
+    )
+    W = weights.transform(embedder(other_clip).transform(images))
+    assert clip_model_of(weights.inverse_transform(W)) == expected
 
 
 LAION = ("ViT-B-32", "laion2b_s34b_b79k")

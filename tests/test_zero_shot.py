@@ -13,7 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skplice import CLIPEmbedder, SpLiCETransformer, ZeroShotClassifier
-from skplice import zero_shot as zero_shot_module
+from skplice._model_tags import clip_model_of, text_encoder_for
 
 
 def unit(a):
@@ -298,17 +298,13 @@ def test_dataframe_inputs_record_feature_names(toy):
         clf.predict(frame.rename(columns={"dim0": "other"}))
 
 
-def test_encoder_none_means_the_default_clip_embedder(toy, monkeypatch):
-    X, _, _ = toy
-    made = []
-
-    def fake_clip_embedder(*args, **kwargs):
-        made.append((args, kwargs))
-        return TrigramEncoder()
-
-    monkeypatch.setattr(zero_shot_module, "CLIPEmbedder", fake_clip_embedder)
-    clf = ZeroShotClassifier(ANIMALS).fit(X)
-    assert made == [((), {})] and clf.encoder is None
+def test_encoder_none_means_the_default_clip_embedder():
+    # Plain embeddings do not say which model made them: the prompts are then encoded by
+    # the default CLIPEmbedder (test_model_tags covers embeddings that do say).
+    encoder, clip_model = text_encoder_for(None, clip_model_of(np.ones((2, 3))))
+    assert isinstance(encoder, CLIPEmbedder)
+    assert encoder.get_params() == CLIPEmbedder().get_params()
+    assert clip_model.label() == "ViT-B-32 laion2b_s34b_b79k"
 
 
 # ------------------------------------------------------- SpLiCE reconstructions
