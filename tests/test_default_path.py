@@ -144,7 +144,12 @@ def test_readme_first_command_explains_the_photo_with_the_published_mean(default
     given = SpLiCETransformer(image_mean=mean).fit(X)  # the same mean, as an array
     np.testing.assert_array_equal(given.transform(X).toarray(), W.toarray())
     assert W.nnz == n_concepts
-    assert cosine == pytest.approx(splice.score(X), abs=0.006)
+    # What the command calls the cosine: between the centred embedding and the weighted
+    # sum of its concepts (the two sides of SpLiCE's approximation).
+    centred = X[0] / np.linalg.norm(X[0]) - splice.image_mean_
+    explained = np.asarray(W @ splice.components_)[0]
+    expected = centred @ explained / (np.linalg.norm(centred) * np.linalg.norm(explained))
+    assert cosine == pytest.approx(expected, abs=0.006)
     order = np.argsort(-W.data, kind="stable")[:10]
     names = splice.get_feature_names_out()[W.indices[order]]
     assert lines == [f"  {w:.3f}  {name}" for w, name in zip(W.data[order], names, strict=True)]
