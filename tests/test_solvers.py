@@ -270,3 +270,76 @@ def test_gram_memory_budget_splits_groups_without_changing_results(monkeypatch):
     np.testing.assert_allclose(W_rows, W, rtol=0, atol=1e-12)
     gap = objective(W, Z, C, 0.02) / objective(lasso_oracle(Z, C, 0.02), Z, C, 0.02) - 1
     assert np.max(gap) < 1e-6
+
+
+def test_small_operations_run_on_one_thread_and_products_on_the_callers(monkeypatch):
+    # Spinning OpenMP threads of hundreds of small operations made a busy machine
+    # several times slower at two threads than at one: only the products with the
+    # whole dictionary may use the caller's threads, and the caller's setting stays.
+    import skplice._solvers as solvers
+
+    seen = {"solve": set(), "product": set()}
+    working_sets, addmm = solvers._solve_working_sets, torch.addmm
+
+    def recording_solve(*args, **kwargs):
+        seen["solve"].add(torch.get_num_threads())
+        return working_sets(*args, **kwargs)
+
+    def recording_product(*args, **kwargs):  # the products with the dictionary
+        seen["product"].add(torch.get_num_threads())
+        return addmm(*args, **kwargs)
+
+    monkeypatch.setattr(solvers, "_solve_working_sets", recording_solve)
+    monkeypatch.setattr(torch, "addmm", recording_product)
+    rng = np.random.default_rng(12)
+    C = correlated_dictionary(rng, 300, 32)
+    Z = signals(rng, C, 30, n_active=8)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        W2, codes = solve(Z, C, 0.1, tol=1e-9)
+        assert torch.get_num_threads() == 2
+        assert seen == {"solve": {1}, "product": {2}}
+        torch.set_num_threads(1)
+        W1, _ = solve(Z, C, 0.1, tol=1e-9)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert codes.converged.all()
+    np.testing.assert_array_equal(W2, W1)  # the thread count changes no bit
+
+
+def test_threads_are_restored_when_the_solver_fails(monkeypatch):
+    import skplice._solvers as solvers
+
+    def failing(*args, **kwargs):
+        raise FloatingPointError("a working-set solve failed")
+
+    monkeypatch.setattr(solvers, "_solve_working_sets", failing)
+    rng = np.random.default_rng(14)
+    C = correlated_dictionary(rng, 50, 8)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(FloatingPointError, match="working-set solve failed"):
+            solve(signals(rng, C, 4), C, 0.1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_concurrent_calls_from_threads_agree_with_one_call():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(13)
+    C = correlated_dictionary(rng, 400, 32)
+    Z = signals(rng, C, 64, n_active=8)
+    parts = np.array_split(Z, 8)
+    one_at_a_time = [solve(part, C, 0.1)[0] for part in parts]
+    before = torch.get_num_threads()
+    with ThreadPoolExecutor(4) as pool:
+        concurrent = list(pool.map(lambda part: solve(part, C, 0.1)[0], parts))
+    assert torch.get_num_threads() == before
+    for alone, together in zip(one_at_a_time, concurrent, strict=True):
+        np.testing.assert_array_equal(together, alone)
+    np.testing.assert_allclose(np.vstack(concurrent), solve(Z, C, 0.1)[0], rtol=0, atol=1e-12)
