@@ -20,8 +20,25 @@ import torch
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 HERE = Path(__file__).resolve().parent
-# The SpLiCE vocabularies (data only, never committed) live beside the checkout.
-VOCAB_DIR = Path(os.environ.get("SKPLICE_VOCAB_DIR", HERE.parent.parent / "shared/data/vocab"))
+#: Environment variable naming the shared data folder, which holds vocab/ (as for the tests).
+SHARED_DATA_ENV = "SKPLICE_SHARED_DATA"
+
+
+def shared_vocab_dir():
+    """``vocab/`` of the shared data folder: ``$SKPLICE_SHARED_DATA``, else the first of
+    ``../shared/data`` beside the checkout and ``/work/shared/data`` that holds laion.txt.
+
+    The SpLiCE vocabularies are data, never committed.
+    """
+    env = os.environ.get(SHARED_DATA_ENV)
+    if env:
+        return Path(env) / "vocab"
+    candidates = [HERE.parent.parent / "shared" / "data", Path("/work/shared/data")]
+    found = [folder for folder in candidates if (folder / "vocab" / "laion.txt").is_file()]
+    return (found or candidates)[0] / "vocab"
+
+
+VOCAB_DIR = shared_vocab_dir()
 CACHE_DIR = HERE / "cache"
 KINDS = ("minilm", "synthetic")
 
@@ -90,9 +107,20 @@ def splice_process(X):
     return X / np.linalg.norm(X, axis=1, keepdims=True)
 
 
+def _vocabulary_file(name):
+    path = VOCAB_DIR / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: the MiniLM problems need the SpLiCE vocabularies. Set "
+            f"{SHARED_DATA_ENV} to the folder holding vocab/{name} (the project's "
+            "../shared/data)."
+        )
+    return path
+
+
 def laion_words(n_concepts):
     """The ``n_concepts`` most frequent LAION words (the last lines of laion.txt)."""
-    lines = (VOCAB_DIR / "laion.txt").read_text().splitlines()
+    lines = _vocabulary_file("laion.txt").read_text().splitlines()
     if n_concepts > len(lines):
         raise ValueError(f"laion.txt has {len(lines)} words; asked for {n_concepts}.")
     return lines[-n_concepts:]
@@ -100,7 +128,7 @@ def laion_words(n_concepts):
 
 def _coco_words(top=2000):
     """Frequent content words of MS-COCO captions (mscoco.txt is least -> most frequent)."""
-    lines = (VOCAB_DIR / "mscoco.txt").read_text().splitlines()[-top:]
+    lines = _vocabulary_file("mscoco.txt").read_text().splitlines()[-top:]
     return [w for w in lines if len(w) > 2 and w not in ENGLISH_STOP_WORDS]
 
 

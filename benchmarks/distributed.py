@@ -216,7 +216,8 @@ def main(argv=None):
         splice.fit(embedder.transform(paths[:64]))
 
         runs = []
-        for threads in (torch.get_num_threads(), 1):
+        # All of torch's threads, then one; once when torch has only one.
+        for threads in dict.fromkeys((torch.get_num_threads(), 1)):
             out = work / f"local-{threads}"
             wall, cpu = run_local(frame, embedder, splice, 4, out, threads)
             runs.append(("this process", 1, threads, wall, cpu, out))

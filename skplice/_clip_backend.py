@@ -7,13 +7,15 @@ keeps loaded models in :mod:`skplice._model_cache`.
 import hashlib
 import json
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 
-from . import _model_cache
+from . import _hub, _model_cache
 from ._deps import import_optional
 from ._fingerprint import dir_digest, file_digest
+from ._text import shorten
 
 #: Seed of the generator that builds ``pretrained=None`` (random) weights.
 RANDOM_WEIGHTS_SEED = 0
@@ -70,14 +72,14 @@ def resolve_spec(model, pretrained):
     if model.startswith(_LOCAL_DIR):
         folder = model[len(_LOCAL_DIR) :]
         if not os.path.isdir(folder):
-            raise ValueError(f"model={model!r}: folder {folder!r} does not exist.")
+            raise ValueError(f"model={shorten(repr(model))}: that folder does not exist.")
         return ClipSpec(_LOCAL_DIR + os.path.realpath(folder), "local-dir")
 
     name = model.replace("/", "-")
     known = open_clip.list_models()
     if name not in known:
         raise ValueError(
-            f"Unknown open_clip model {model!r}. Valid names: {', '.join(known)}; or "
+            f"Unknown open_clip model {shorten(repr(model))}. Valid names: {', '.join(known)}; or "
             "'hf-hub:<org>/<repo>', or 'local-dir:<folder>' (see open_clip.list_models(), "
             "open_clip.add_model_config)."
         )
@@ -94,13 +96,13 @@ def resolve_spec(model, pretrained):
         or "/" in path
         or (path.lower().endswith(_CHECKPOINT_SUFFIXES))
     ):
-        raise ValueError(f"Checkpoint file pretrained={path!r} does not exist.")
+        raise ValueError(f"Checkpoint file pretrained={shorten(repr(path))} does not exist.")
     tags = open_clip.list_pretrained_tags_by_model(name)
     valid = ", ".join(tags) if tags else "(open_clip lists no pretrained weights for it)"
     raise ValueError(
-        f"Unknown pretrained tag {pretrained!r} for open_clip model {name!r}. Valid tags for "
-        f"{name!r}: {valid}. Or pass the path of a local checkpoint file, or None for "
-        "deterministic random weights."
+        f"Unknown pretrained tag {shorten(repr(pretrained))} for open_clip model {name!r}. "
+        f"Valid tags for {name!r}: {valid}. Or pass the path of a local checkpoint file, or "
+        "None for deterministic random weights."
     )
 
 
@@ -128,7 +130,12 @@ def get_bundle(spec, device, precision):
 def get_tokenizer(spec):
     """The open_clip tokenizer of ``spec``'s architecture, cached process-wide."""
     key = ("open_clip-tokenizer", spec.model)
-    return _model_cache.get_or_load(key, lambda: _open_clip().get_tokenizer(spec.model))
+
+    def load():
+        with _hub_scope(spec):  # an hf-hub model's tokenizer comes from the Hub
+            return _open_clip().get_tokenizer(spec.model)
+
+    return _model_cache.get_or_load(key, load)
 
 
 def _download_failed(spec, exc):
@@ -148,7 +155,8 @@ def _download_failed(spec, exc):
             "open_clip_model.safetensors) and pass its path: "
             f"CLIPEmbedder(model={spec.model!r}, pretrained='/path/to/checkpoint'). A "
             "checkpoint path uses the architecture's default preprocessing; weights with "
-            "their own preprocessing need model='local-dir:<folder>' (below)."
+            "their own preprocessing need model='local-dir:<folder>', a folder holding the "
+            "repository's open_clip_config.json and weights."
         )
     else:
         hub = spec.model[len(_HF_HUB) :]
@@ -158,9 +166,11 @@ def _download_failed(spec, exc):
             f"download the repository files (huggingface-cli download {hub} --local-dir "
             f"<folder>) and pass CLIPEmbedder(model='local-dir:<folder>')."
         )
+    unreachable = _hub.unreachable_reason()  # the probe's answer, remembered
     return OSError(
-        f"Could not download the open_clip weights for {what} from {where}: "
-        f"{type(exc).__name__}: {exc}\n{cache_tip}{how}"
+        f"Could not download the open_clip weights for {what} from {where}"
+        + (f" ({unreachable})" if unreachable else "")
+        + f": {type(exc).__name__}: {exc}\n{cache_tip}{how}"
     )
 
 
@@ -211,17 +221,30 @@ def _create(spec, device, precision):
     except Exception as exc:
         if spec.source == "checkpoint":
             raise ValueError(
-                f"Could not load checkpoint {spec.pretrained!r} into open_clip model "
-                f"{spec.model!r}: {type(exc).__name__}: {exc}"
+                f"Could not load checkpoint {shorten(repr(spec.pretrained))} into open_clip "
+                f"model {spec.model!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if spec.source == "local-dir":
+            raise ValueError(
+                f"Could not load the open_clip model in folder "
+                f"{shorten(repr(spec.model[len(_LOCAL_DIR) :]))} (model='local-dir:...', "
+                "a folder with open_clip_config.json and its weights file): "
+                f"{type(exc).__name__}: {exc}"
             ) from exc
         raise
+
+
+def _hub_scope(spec):
+    """Offline mode around what reaches the Hub, when it cannot be reached (skplice._hub)."""
+    return _hub.offline_if_unreachable() if spec.source in ("tag", "hf-hub") else nullcontext()
 
 
 def _load(spec, device, precision):
     open_clip = _open_clip()
     from open_clip.transform import PreprocessCfg, image_transform_v2
 
-    model = _create(spec, device, precision)
+    with _hub_scope(spec):
+        model = _create(spec, device, precision)
     model.eval()
     model.requires_grad_(False)
     preprocess = image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)

@@ -4,6 +4,8 @@ import hashlib
 import os
 import threading
 
+from skplice._files import non_regular_kind
+
 _CHUNK = 1 << 20
 _MEMO = {}
 _LOCK = threading.Lock()
@@ -56,6 +58,8 @@ def dir_digest(path):
             if name.startswith("."):
                 continue
             full = os.path.join(folder, name)
+            if non_regular_kind(full):
+                continue  # a pipe or a device holds no weights, and reading it may block
             relative = os.path.relpath(full, root).replace(os.sep, "/")
             digest.update(f"{relative}\0{file_digest(full)}\n".encode())
     return digest.hexdigest()

@@ -25,10 +25,11 @@ import os
 import numpy as np
 
 from ._deps import import_optional
+from ._files import non_regular_kind
+from ._text import shorten, shorten_words
 from .exceptions import ImageLoadError
 
 _ENCODED = (bytes, bytearray, memoryview)
-_MAX_SOURCE_CHARS = 200
 
 
 def _pil():
@@ -125,10 +126,7 @@ def describe(item):
     'ndarray shape=(4, 5, 3) dtype=uint8'
     """
     if isinstance(item, (str, os.PathLike)):
-        text = repr(os.fspath(item))
-        if len(text) > _MAX_SOURCE_CHARS:
-            text = text[: _MAX_SOURCE_CHARS - 3] + "..."
-        return text
+        return shorten(repr(os.fspath(item)))
     if isinstance(item, _ENCODED):
         return f"{len(item)} bytes"
     if isinstance(item, np.ndarray):
@@ -150,6 +148,11 @@ def load_rgb(item, index):
     image_mod, _ = _pil()
     try:
         if isinstance(item, (str, os.PathLike)):
+            kind = non_regular_kind(item)  # before opening: a named pipe would block forever
+            if kind:
+                raise ImageLoadError(
+                    index, describe(item), f"{kind}, not an image file (only files are read)"
+                )
             return _open_encoded(os.fspath(item))
         if isinstance(item, _ENCODED):
             return _open_encoded(io.BytesIO(bytes(item)))
@@ -177,7 +180,8 @@ def load_rgb(item, index):
             index, describe(item), f"refused as a decompression bomb: {exc}"
         ) from exc
     except Exception as exc:
-        raise ImageLoadError(index, describe(item), f"{type(exc).__name__}: {exc}") from exc
+        reason = shorten_words(f"{type(exc).__name__}: {exc}")  # an OSError quotes its path
+        raise ImageLoadError(index, describe(item), reason) from exc
 
 
 def _open_encoded(source):

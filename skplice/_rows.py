@@ -55,3 +55,18 @@ def unit_rows(X, *, allow_zero=False):
     if allow_zero:
         norms[norms == 0] = 1
     return X / norms
+
+
+def row_cosines(A, B):
+    """Cosine similarity between each row of ``A`` and the same row of ``B`` (dense).
+
+    A zero row has no direction and gets a cosine of 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skplice._rows import row_cosines
+    >>> row_cosines(np.array([[1e300, 0.0], [0.0, 0.0]]), np.array([[1e-300, 1e-300], [1.0, 0.0]]))
+    array([0.70710678, 0.        ])
+    """
+    return np.sum(unit_rows(A, allow_zero=True) * unit_rows(B, allow_zero=True), axis=1)

@@ -1,11 +1,13 @@
 """sentence-transformers models for TextEmbedder: resolve a name or folder, load it, name it."""
 
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 
-from . import _model_cache
+from . import _hub, _model_cache
 from ._deps import import_optional
 from ._fingerprint import dir_digest
+from ._text import shorten
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ def resolve_spec(model):
     # Hub ids are "name" or "org/name"; anything else can only be a (missing) folder.
     looks_like_path = model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1
     if not model or looks_like_path:
-        raise ValueError(f"Model folder {model!r} does not exist.")
+        raise ValueError(f"Model folder {shorten(repr(model))} does not exist.")
     return TextSpec(model, False)
 
 
@@ -44,16 +46,19 @@ def get_model(spec, device):
 def _load(spec, device):
     st = import_optional("sentence_transformers")
     try:
-        model = st.SentenceTransformer(spec.model, device=str(device))
+        with nullcontext() if spec.local else _hub.offline_if_unreachable():
+            model = st.SentenceTransformer(spec.model, device=str(device))
     except Exception as exc:
         if spec.local:
             raise ValueError(
                 f"Could not load a sentence-transformers model from folder {spec.model!r}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+        unreachable = _hub.unreachable_reason()  # the probe's answer, remembered
+        cause = unreachable or "download from the Hugging Face Hub failed or the name is unknown"
         raise OSError(
-            f"Could not load the sentence-transformers model {spec.model!r} (download from "
-            f"the Hugging Face Hub failed or the name is unknown): {type(exc).__name__}: "
+            f"Could not load the sentence-transformers model {spec.model!r} ({cause}): "
+            f"{type(exc).__name__}: "
             f"{exc}\nTo work offline: on a machine with internet access run "
             f"SentenceTransformer({spec.model!r}).save('/path/to/folder'), copy the folder, "
             "and pass TextEmbedder(model='/path/to/folder')."

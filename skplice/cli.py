@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from skplice import __version__
 from skplice._cli_inputs import (
     DEFAULT_MODEL,
     DEFAULT_PRETRAINED,
@@ -30,7 +29,6 @@ from skplice._cli_inputs import (
     check_mean_source,
     check_output_path,
     check_vocabulary,
-    go_offline_if_hub_unreachable,
     load_image_mean,
     load_matrix,
     load_names,
@@ -47,6 +45,8 @@ from skplice._cli_outputs import (
     write_plot,
     write_weights,
 )
+from skplice._text import shorten_words
+from skplice._version import __version__
 from skplice.exceptions import ImageLoadError, SkippedImagesWarning
 
 __all__ = ["main"]
@@ -125,7 +125,7 @@ def main(argv=None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     prog = f"{PROG} {args.command}"
-    with warnings.catch_warnings(), _messages_to_stderr():
+    with warnings.catch_warnings(), _messages_to_stderr(quiet=getattr(args, "quiet", False)):
         warnings.showwarning = _show_warning
         try:
             return args.run(args)
@@ -138,7 +138,7 @@ def main(argv=None):
             if args.debug:
                 raise
             message, status = _describe(exc)
-            print(f"{prog}: error: {message}", file=sys.stderr)
+            print(f"{prog}: error: {shorten_words(message)}", file=sys.stderr)
             return status
 
 
@@ -164,11 +164,32 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", title="commands", metavar="COMMAND", parser_class=_IntermixedParser
+    )
     _add_explain(commands)
     _add_embed(commands)
     _add_decompose(commands)
     return parser
+
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """A command's parser that takes positionals among options: ``explain a.jpg -q b.jpg``.
+
+    argparse stops collecting a positional's values at the first option; its intermixed
+    mode (which the top-level parser, having sub-commands, cannot use) collects them all.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._intermixing:  # called back by parse_known_intermixed_args (Python < 3.13)
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 # ---------------------------------------------------------------------------- explain
@@ -183,14 +204,16 @@ def _add_explain(commands):
             "Each image is embedded with CLIP, centred (see below) and decomposed into a\n"
             "sparse, non-negative combination of the CLIP text embeddings of a vocabulary\n"
             "(default: the 10,000 most frequent LAION words). For each image it prints the\n"
-            "number of concepts, the cosine between the embedding and its decomposition\n"
-            "(1 = exact), and the heaviest concepts with their weights."
+            "number of concepts, how much of the image they explain (the cosine between the\n"
+            "centred embedding and the weighted sum of its concepts: 1 = exactly, 0 = not\n"
+            "at all), and the heaviest concepts with their weights."
         ),
         epilog=_CENTRING_HELP
         + """
 examples:
   skplice explain photo.jpg
   skplice explain photos/*.jpg --top-k 5 --json > concepts.json
+  skplice explain photos/*.jpg --clean          # without stop words and symbols
   skplice explain photo.jpg --image-mean embeddings.npy --plot concepts.png
   skplice explain photo.jpg --model ViT-B-16 --pretrained laion2b_s34b_b88k
 """,
@@ -241,7 +264,7 @@ def _explain(args):
     splice, mean_label = _fit_splice(X, args, mean_source, vocabulary=vocabulary, encoder=embedder)
     W = splice.transform(X)
     names = splice.get_feature_names_out()
-    cosines = _cosines(X, splice.inverse_transform(W))
+    cosines = _explained_cosines(X, W, splice)
     records = explanation_records(
         explained,
         W,
@@ -470,6 +493,13 @@ def _add_vocabulary_options(sub):
         help="concepts taken from a named vocabulary, the most frequent first; files are "
         "used whole (default: 10000)",
     )
+    group.add_argument(
+        "--clean",
+        action="store_true",
+        help="drop concepts that explain little: English stop words (have, the, ...), "
+        "entries without a letter (<, 2019) and single characters, as "
+        "load_vocabulary(clean=True) does; --vocabulary-size then counts the concepts kept",
+    )
 
 
 def _add_image_options(sub, skip_note=""):
@@ -516,8 +546,6 @@ def _embedder(args, *, on_error="raise", batch_size=64):
     if args.model_config is None:
         model = args.model or DEFAULT_MODEL
         pretrained = resolve_pretrained(model, args.pretrained)
-        # Must run before open_clip (which imports huggingface_hub) is imported.
-        args.hub_unreachable = go_offline_if_hub_unreachable(model, pretrained)
     else:
         config_name = register_model_config(args.model_config)
         model = args.model or config_name
@@ -553,7 +581,9 @@ def _load_model(embedder, args):
         weights = (
             f"{embedder.model}, {embedder.pretrained}" if embedder.pretrained else embedder.model
         )
-        reason = getattr(args, "hub_unreachable", None)
+        from skplice._hub import unreachable_reason
+
+        reason = unreachable_reason()  # the answer of the probe made before the download
         lines = [
             f"could not download the CLIP model weights ({weights})"
             + (f": {reason}." if reason else "."),
@@ -597,16 +627,18 @@ def _fit_splice(X, args, mean_source, *, batch_size=1024, verbose=False, **sourc
         print(f"{PROG}: note: {note}", file=sys.stderr)
     # Read a mean file before the (possibly long) fit, so that a bad file fails fast.
     mean = load_image_mean(mode, X.shape[1]) if isinstance(mode, Path) else None
-    splice = SpLiCETransformer(
-        l1=args.l1,
-        vocabulary_size=args.vocabulary_size,
-        center=mode != "none",
-        batch_size=batch_size,
-        device=args.device,
-        verbose=verbose,
-        **source,
-    )
     try:
+        if getattr(args, "clean", False) and "encoder" in source:
+            source["vocabulary"] = _cleaned(source["vocabulary"], args.vocabulary_size)
+        splice = SpLiCETransformer(
+            l1=args.l1,
+            vocabulary_size=args.vocabulary_size,
+            center=mode != "none",
+            batch_size=batch_size,
+            device=args.device,
+            verbose=verbose,
+            **source,
+        )
         splice.fit(X)
     except VocabularyDownloadError as exc:
         raise CommandError(
@@ -618,13 +650,34 @@ def _fit_splice(X, args, mean_source, *, batch_size=1024, verbose=False, **sourc
     return splice, str(mode)
 
 
-def _cosines(X, reconstruction):
-    X = np.asarray(X, dtype=np.float64)
-    X = X / np.linalg.norm(X, axis=1, keepdims=True)
-    return np.sum(X * reconstruction, axis=1)
+def _explained_cosines(X, W, splice):
+    """How much of each embedding its concepts explain: a cosine, 0 without concepts.
+
+    With centring, the cosine between the centred embedding and the weighted sum of its
+    concepts, the two sides of SpLiCE's approximation. The cosine with the whole
+    reconstruction would add the mean back to both sides and read close to 1 even for an
+    image that no concept explains.
+    """
+    from skplice._rows import row_cosines, unit_rows
+
+    z = unit_rows(np.asarray(X, dtype=np.float64))
+    if splice.center:
+        z = z - splice.image_mean_
+    return row_cosines(z, np.asarray(W @ splice.components_))
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _cleaned(vocabulary, size):
+    """The --clean concepts: a named vocabulary's ``size`` most frequent, a file whole."""
+    from skplice.vocabulary import NAMED_VOCABULARIES, load_vocabulary
+
+    named = vocabulary in NAMED_VOCABULARIES
+    try:
+        return load_vocabulary(vocabulary, size=size if named else None, clean=True)
+    except ValueError as exc:  # e.g. fewer clean concepts than --vocabulary-size
+        raise UsageError(f"--clean: {exc}") from exc
 
 
 def _refuse_model_options(args):
@@ -637,8 +690,9 @@ def _refuse_model_options(args):
         )
         if value is not None
     ]
-    if given or args.vocabulary != "laion":
+    if given or args.vocabulary != "laion" or args.clean:
         given += ["--vocabulary"] if args.vocabulary != "laion" else []
+        given += ["--clean"] if args.clean else []
         raise UsageError(
             f"--dictionary replaces the encoded vocabulary; drop {', '.join(given)} (name "
             "the dictionary's concepts with --names)."
@@ -658,17 +712,20 @@ def _info(args, message):
 
 
 @contextmanager
-def _messages_to_stderr():
+def _messages_to_stderr(*, quiet=False):
     """Show library log records as ``skplice: message`` while a command runs.
 
     Only when nothing configured logging (a plain command line): the handler is removed
-    afterwards, so an embedding program's logging is never changed.
+    afterwards, so an embedding program's logging is never changed. With ``quiet``, only
+    errors are shown (open_clip's "No pretrained weights loaded" for --pretrained none is
+    a warning).
     """
     root = logging.getLogger()
     if root.handlers:
         yield
         return
     handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.ERROR if quiet else logging.NOTSET)
     handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
     handler.addFilter(_not_handled_elsewhere)
     root.addHandler(handler)
@@ -691,7 +748,8 @@ def _not_handled_elsewhere(record):
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"{PROG}: warning: {message}", file=sys.stderr if file is None else file)
+    text = shorten_words(str(message))
+    print(f"{PROG}: warning: {text}", file=sys.stderr if file is None else file)
 
 
 def _describe(exc):

@@ -1,18 +1,20 @@
 """Concept dictionaries: a vocabulary encoded by a text encoder, cached on disk."""
 
 import hashlib
-import io
 import json
+import shutil
 import warnings
 
 import numpy as np
 
-from skplice._files import write_atomic
-from skplice._home import get_data_home
+from skplice._files import atomic_writer, non_regular_kind
+from skplice._home import cache_folder, warn_cache_disabled
+from skplice._templates import parse_template
 from skplice.vocabulary import NAMED_VOCABULARIES, load_vocabulary
 
 # Bump when the cached content or its layout changes: old files are then ignored.
-_CACHE_FORMAT = 1
+# 2: an .npz archive holding the key's digest and the embeddings' sha256.
+_CACHE_FORMAT = 2
 
 
 def build_dictionary(
@@ -56,6 +58,8 @@ def build_dictionary(
     >>> names, embeddings.shape
     (['dog', 'beach'], (2, 5))
     """
+    if template is not None:
+        parse_template(template)  # a typo fails before any download
     named = isinstance(vocabulary, str) and vocabulary in NAMED_VOCABULARIES
     names = load_vocabulary(vocabulary, size=size if named else None, data_home=data_home)
     if encoder is None:
@@ -80,8 +84,9 @@ def encode_concepts(concepts, encoder, *, template=None, data_home=None):
         E.g. :class:`~skplice.CLIPEmbedder` (its text tower) or
         :class:`~skplice.TextEmbedder`.
     template : str or None, default=None
-        A prompt template with one ``{}`` placeholder for the concept, e.g.
-        ``"a photo of {}"``; None encodes the bare concept.
+        A prompt template with exactly one empty ``{}`` field for the concept, e.g.
+        ``"a photo of {}"`` (``{{`` and ``}}`` are literal braces); None encodes the
+        bare concept.
     data_home : str or path-like, default=None
         Cache folder (default: ``SKPLICE_HOME``, else ``~/.cache/skplice``).
 
@@ -92,13 +97,16 @@ def encode_concepts(concepts, encoder, *, template=None, data_home=None):
 
     Notes
     -----
-    Results are cached as ``<data_home>/dictionaries/<sha256>.npy``, where the hash
+    Results are cached as ``<data_home>/dictionaries/<sha256>.npz``, where the hash
     covers the concept names themselves (not a vocabulary's name or size), the
     template and the encoder's identity (model, weights or their checksum,
     precision): a second fit with the same vocabulary and model is instant, and any
     change gives a new file. Encoders without a ``_encoder_identity`` method (any
-    object with ``encode_text``) are not cached. Cached files are plain ``.npy``
-    arrays, loaded without pickle; a damaged one is recomputed.
+    object with ``encode_text``) are not cached. Cached files are NumPy archives,
+    loaded without pickle, that hold the sha256 of their array: an entry that cannot
+    be read, fails that check or belongs to another key is removed with a warning
+    and recomputed. When the cache folder cannot be written, a warning says so once
+    and the embeddings are computed without being stored.
 
     Examples
     --------
@@ -112,13 +120,9 @@ def encode_concepts(concepts, encoder, *, template=None, data_home=None):
            [0., 0., 2., 0., 0.]], dtype=float32)
     """
     concepts = [str(c) for c in concepts]
-    if template is not None and template.count("{}") != 1:
-        raise ValueError(
-            f"template={template!r} must contain exactly one '{{}}' where the concept goes, "
-            "e.g. 'a photo of {}'."
-        )
+    prompt = None if template is None else parse_template(template)
     identity = getattr(encoder, "_encoder_identity", None)
-    path = None
+    entry = None
     if identity is not None:
         key = json.dumps(
             {
@@ -129,14 +133,12 @@ def encode_concepts(concepts, encoder, *, template=None, data_home=None):
             },
             ensure_ascii=False,
         )
-        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
-        folder = get_data_home(data_home) / "dictionaries"
-        folder.mkdir(exist_ok=True)
-        path = folder / f"{digest}.npy"
-        cached = _read_cached(path, len(concepts))
+        entry = _CacheEntry(hashlib.sha256(key.encode("utf-8")).hexdigest(), data_home)
+        cached = entry.read(len(concepts))
         if cached is not None:
             return cached
-    texts = concepts if template is None else [template.format(c) for c in concepts]
+        entry.warn_if_unwritable()  # before the encoding, which may take minutes
+    texts = concepts if prompt is None else [prompt.fill(c) for c in concepts]
     embeddings = np.asarray(encoder.encode_text(texts), dtype=np.float32)
     if embeddings.ndim != 2 or embeddings.shape[0] != len(concepts):
         raise ValueError(
@@ -148,34 +150,102 @@ def encode_concepts(concepts, encoder, *, template=None, data_home=None):
             f"{type(encoder).__name__}.encode_text returned non-finite values; check the "
             "model's precision setting and weights."
         )
-    if path is not None:
-        buffer = io.BytesIO()
-        np.save(buffer, embeddings, allow_pickle=False)
-        write_atomic(path, buffer.getvalue())
+    if entry is not None:
+        entry.write(embeddings)
     return embeddings
 
 
-def _read_cached(path, n_concepts):
-    """A cached embedding matrix, or None when absent or unusable (which is removed)."""
-    if not path.exists():
+class _CacheEntry:
+    """One cached dictionary: ``<data_home>/dictionaries/<key digest>.npz``.
+
+    The archive holds the embeddings, the digest of the key they were computed for and
+    the sha256 of their bytes, so a file that is unreadable, altered or copied from
+    another entry is noticed, removed with a warning and recomputed. A folder that
+    cannot be written disables the cache with one warning; the result is still returned.
+    """
+
+    def __init__(self, key_digest, data_home):
+        self.key_digest = key_digest
+        self.folder = cache_folder("dictionaries", data_home)
+        self.path = self.folder.path / f"{key_digest}.npz"
+        self.writable = self.folder.unwritable is None
+
+    def read(self, n_concepts):
+        """The cached embeddings, or None when absent or damaged (a damaged file is removed)."""
+        try:
+            kind = non_regular_kind(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:  # e.g. a folder on the way that cannot be searched
+            self._disable(f"{type(exc).__name__}: {exc.strerror}")
+            return None
+        reason = kind and f"it is {kind}"
+        if reason is None:
+            try:
+                embeddings, reason = self._load(n_concepts)
+            except Exception as exc:  # any unreadable entry is damage, never a failed fit
+                reason = f"{type(exc).__name__}: {exc}"
+            if reason is None:
+                return embeddings
+        self._remove_damaged(reason)
         return None
-    try:
-        embeddings = np.load(path, allow_pickle=False)
-        valid = (
-            embeddings.ndim == 2
-            and embeddings.shape[0] == n_concepts
-            and embeddings.dtype == np.float32
-            and np.isfinite(embeddings).all()
-        )
-    except (OSError, ValueError) as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-    else:
-        if valid:
-            return embeddings
-        reason = f"array of shape {embeddings.shape} and dtype {embeddings.dtype}"
-    warnings.warn(
-        f"Ignoring the damaged concept-dictionary cache file {path} ({reason}); recomputing it.",
-        stacklevel=3,
-    )
-    path.unlink(missing_ok=True)
-    return None
+
+    def _load(self, n_concepts):
+        """``(embeddings, None)`` for a sound entry, else ``(None, why it is not)``."""
+        loaded = np.load(self.path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            return None, "a plain array, not a skplice dictionary archive"
+        with loaded as archive:
+            embeddings = archive["embeddings"]
+            key_digest, digest = str(archive["key"][()]), str(archive["sha256"][()])
+        if key_digest != self.key_digest:
+            return None, "it belongs to another vocabulary or encoder"
+        if digest != _array_digest(embeddings):
+            return None, "its sha256 does not match its content"
+        if embeddings.ndim != 2 or embeddings.shape[0] != n_concepts:
+            return None, f"array of shape {embeddings.shape}"
+        if embeddings.dtype != np.float32 or not np.isfinite(embeddings).all():
+            return None, f"array of dtype {embeddings.dtype} with non-finite values"
+        return embeddings, None
+
+    def _remove_damaged(self, reason):
+        message = f"Ignoring the damaged concept-dictionary cache file {self.path} ({reason})"
+        try:
+            if self.path.is_dir() and not self.path.is_symlink():
+                shutil.rmtree(self.path)
+            else:
+                self.path.unlink(missing_ok=True)  # another process may have removed it
+        except OSError as exc:
+            self.writable = False  # a file that cannot be removed cannot be replaced
+            message += f"; it could not be removed ({type(exc).__name__}: {exc.strerror})"
+        warnings.warn(message + "; recomputing it.", stacklevel=4)
+
+    def warn_if_unwritable(self):
+        if not self.writable:
+            warn_cache_disabled(self.folder.path, self.folder.unwritable, stacklevel=3)
+
+    def write(self, embeddings):
+        """Store ``embeddings`` atomically; a failed write only disables the cache."""
+        if not self.writable:
+            return
+        try:
+            with atomic_writer(self.path) as file:
+                np.savez(
+                    file,
+                    embeddings=embeddings,
+                    key=np.array(self.key_digest),
+                    sha256=np.array(_array_digest(embeddings)),
+                )
+        except OSError as exc:  # read-only, full disk, ...: the result is still good
+            self._disable(f"{type(exc).__name__}: {exc.strerror or exc}")
+
+    def _disable(self, reason):
+        self.writable = False
+        warn_cache_disabled(self.folder.path, reason, stacklevel=4)
+
+
+def _array_digest(array):
+    """sha256 of an array's dtype, shape and bytes."""
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()

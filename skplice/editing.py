@@ -15,14 +15,21 @@ from numbers import Real
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_is_fitted,
+    check_non_negative,
+    validate_data,
+)
 
+from skplice._pickle import _VersionedPickleMixin
+from skplice._refit import check_state_params, record_state_params
 from skplice._weights import carried_names, check_same_names, require_names, resolve_names
 
 __all__ = ["ConceptEditor", "edit_embeddings"]
 
 
-class ConceptEditor(TransformerMixin, BaseEstimator):
+class ConceptEditor(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
     """Remove, scale or keep concepts, by name, in SpLiCE concept weights.
 
     Place it after a :class:`~skplice.SpLiCETransformer` to edit what a downstream
@@ -97,6 +104,8 @@ class ConceptEditor(TransformerMixin, BaseEstimator):
         "groups": [dict, None],
         "concepts": ["array-like", None],
     }
+    # Parameters the fitted state depends on: changing one after fit asks for a refit.
+    _state_params = ("remove", "scale", "keep", "groups", "concepts")
 
     def __init__(self, remove=None, scale=None, keep=None, groups=None, concepts=None):
         self.remove = remove
@@ -136,6 +145,7 @@ class ConceptEditor(TransformerMixin, BaseEstimator):
                 groups=_group_members(self.groups),
             )
         self.concept_names_, self.multipliers_ = names, multipliers
+        record_state_params(self)
         return self
 
     def transform(self, X):
@@ -156,6 +166,7 @@ class ConceptEditor(TransformerMixin, BaseEstimator):
             ``set_output(transform="pandas")``.
         """
         check_is_fitted(self)
+        check_state_params(self)
         carried = carried_names(X)
         sparse_format = X.format if sp.issparse(X) else None
         X = self._validate(X, reset=False)
@@ -192,13 +203,20 @@ class ConceptEditor(TransformerMixin, BaseEstimator):
         return self.concept_names_.copy()
 
     def _validate(self, X, *, reset):
-        return validate_data(
+        X = validate_data(
             self, X, reset=reset, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32]
         )
+        check_non_negative(
+            X,
+            f"{type(self).__name__} (SpLiCE concept weights are non-negative: pass the "
+            "output of SpLiCETransformer.transform, not embeddings)",
+        )
+        return X
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.input_tags.positive_only = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 

@@ -16,12 +16,13 @@ from typing import ClassVar
 import numpy as np
 from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
-from . import _clip_backend, _model_cache, _text_backend
+from . import _clip_backend, _embedding_cache, _model_cache, _text_backend, _text_context
 from ._device import resolve_device
 from ._images import as_image_list, describe, load_rgb
 from ._oom import ShrinkingBatches, call_with_shrinking_batch
+from ._pickle import _VersionedPickleMixin
 from ._prefetch import prefetched_batches
 from .exceptions import ImageLoadError, SkippedImagesWarning
 
@@ -31,6 +32,7 @@ __all__ = [
     "SkippedImagesWarning",
     "TextEmbedder",
     "clear_model_cache",
+    "embedding_cache_info",
 ]
 
 _MAX_LISTED = 20
@@ -55,12 +57,40 @@ def clear_model_cache():
     return _model_cache.clear()
 
 
-def _as_text_list(texts):
-    """Validate a collection of strings and return it as a list."""
+def embedding_cache_info():
+    """Count the inputs that embedders with ``memory=`` found in, or added to, their cache.
+
+    The counts cover every :class:`CLIPEmbedder` and :class:`TextEmbedder` with a
+    ``memory`` cache in this process, since it started. The worker processes of a
+    parallel search (``n_jobs`` > 1) count their own.
+
+    Returns
+    -------
+    info : CacheInfo
+        A named tuple ``(hits, misses, writes, damaged)``: inputs whose embedding was
+        read from the cache; inputs looked up and not found, which were then embedded
+        by the model (or failed to load); entries written; entries that could not be
+        used (unreadable, or not an embedding of this encoder), which were removed,
+        counted as misses and recomputed.
+
+    Examples
+    --------
+    >>> from skplice.embedding import embedding_cache_info
+    >>> info = embedding_cache_info()
+    >>> info._fields
+    ('hits', 'misses', 'writes', 'damaged')
+    >>> info.hits >= 0
+    True
+    """
+    return _embedding_cache.info()
+
+
+def _as_text_list(texts, method="encode_text"):
+    """Validate a collection of strings and return it as a list (``method`` is the caller)."""
     if isinstance(texts, (str, bytes)):
         raise TypeError(
             "Expected a collection of strings, got a single string. Wrap it in a list: "
-            "encode_text(['a photo of a dog'])."
+            f"{method}(['a photo of a dog'])."
         )
     if hasattr(texts, "columns") and hasattr(texts, "shape"):
         if texts.shape[1] != 1:
@@ -107,7 +137,7 @@ def _pandas_output_requested(estimator):
     return _get_output_config("transform", estimator)["dense"] == "pandas"
 
 
-class _BaseEmbedder(TransformerMixin, BaseEstimator):
+class _BaseEmbedder(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
     """Shared scikit-learn plumbing of the stateless embedders."""
 
     def fit(self, X, y=None):
@@ -127,8 +157,15 @@ class _BaseEmbedder(TransformerMixin, BaseEstimator):
         """
         self._validate_params()
         self._spec()
+        _embedding_cache.cache_location(self.memory)
         self._check_collection(X)
         return self
+
+    def _open_cache(self, dim):
+        """This call's view of the ``memory`` cache, or None without one."""
+        return _embedding_cache.open_cache(
+            self.memory, self._encoder_identity(), dim, self.normalize
+        )
 
     def get_feature_names_out(self, input_features=None):
         """Return the names of the embedding dimensions: ``<classname>0``, ``<classname>1``, ...
@@ -182,7 +219,9 @@ class CLIPEmbedder(_BaseEmbedder):
         Torch device, e.g. ``"cpu"`` or ``"cuda:0"``. None means CUDA if available,
         else the CPU; it is resolved at call time.
     batch_size : int, default=64
-        Images (or texts) encoded per forward pass.
+        Images encoded per forward pass; texts too, counted at the model's full context
+        (short texts go in larger batches of the same number of tokens, e.g. 1,642
+        three-token concept names per pass for ViT-B-32's 77-token context).
     precision : {"fp32", "fp16", "bf16"}, default="fp32"
         Precision of the model weights and inputs. The output is always float32.
     normalize : bool, default=True
@@ -199,6 +238,18 @@ class CLIPEmbedder(_BaseEmbedder):
         emits one :class:`~skplice.exceptions.SkippedImagesWarning` listing every skipped
         item and why, and returns only the good rows; :meth:`embed` also returns the
         positions of the rows kept.
+    memory : str, path-like, joblib.Memory or None, default=None
+        Cache every embedding on disk, one file per input, in a ``skplice-embeddings``
+        folder inside this folder (or inside the ``location`` of a
+        :class:`joblib.Memory`, which may be the one given to a
+        :class:`~sklearn.pipeline.Pipeline`). An input is recognised by its content
+        (a file's bytes, an array's bytes, a PIL image's pixels, a text) and the model
+        by its architecture, weights, precision and ``normalize``, so a grid search
+        embeds each image once, whatever its folds. The device and ``batch_size`` are
+        not part of the key (they change results by float rounding only). Entries are
+        plain ``.npy`` arrays, safe to share between concurrent processes; a damaged
+        one is recomputed with a warning. :func:`embedding_cache_info` counts hits
+        and misses.
 
     See Also
     --------
@@ -212,9 +263,15 @@ class CLIPEmbedder(_BaseEmbedder):
     transparent images are composited onto white; 16-bit, grayscale, palette and CMYK
     images are converted to RGB. Images above ``PIL.Image.MAX_IMAGE_PIXELS`` are refused.
 
-    In a grid search, the embedder runs again on every fold (``Pipeline(memory=...)``
-    does not cache ``transform``): embed the images once, up front, and search over the
-    steps that follow.
+    In a grid search, the embedder runs again on every fold and candidate
+    (``Pipeline(memory=...)`` does not cache ``transform``): give it ``memory=`` so that
+    each image is embedded once, or embed the images up front and search over the steps
+    that follow.
+
+    Causal text towers (OpenAI-style CLIP and most open_clip models) encode each text
+    at its own token length instead of the padded context, with identical results up
+    to float rounding and many times faster for short texts such as concept names;
+    other text towers (e.g. SigLIP's) run at full context.
 
     Examples
     --------
@@ -242,6 +299,19 @@ class CLIPEmbedder(_BaseEmbedder):
     (1, 16)
     >>> embedder.get_feature_names_out()[:2]
     array(['clipembedder0', 'clipembedder1'], dtype=object)
+
+    With ``memory``, images already embedded are read from disk:
+
+    >>> from skplice.embedding import embedding_cache_info
+    >>> cached = CLIPEmbedder("doctest-tiny-clip", pretrained=None, device="cpu",
+    ...                       memory=tempfile.mkdtemp())
+    >>> before = embedding_cache_info()
+    >>> X1, X2 = cached.transform(images), cached.transform(images)
+    >>> after = embedding_cache_info()
+    >>> after.misses - before.misses, after.hits - before.hits
+    (2, 2)
+    >>> bool(np.array_equal(X1, X2))
+    True
     """
 
     _parameter_constraints: ClassVar[dict] = {
@@ -254,7 +324,10 @@ class CLIPEmbedder(_BaseEmbedder):
         "verbose": ["verbose"],
         "n_jobs": [Integral, None],
         "on_error": [StrOptions({"raise", "skip"})],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
     }
+    # The parameters that decide the embeddings (not where or how fast they are computed).
+    _identity_params = ("model", "pretrained", "precision", "normalize")
 
     def __init__(
         self,
@@ -268,6 +341,7 @@ class CLIPEmbedder(_BaseEmbedder):
         verbose=False,
         n_jobs=None,
         on_error="raise",
+        memory=None,
     ):
         self.model = model
         self.pretrained = pretrained
@@ -278,6 +352,7 @@ class CLIPEmbedder(_BaseEmbedder):
         self.verbose = verbose
         self.n_jobs = n_jobs
         self.on_error = on_error
+        self.memory = memory
 
     # -- internals (no attribute is ever set on self) --------------------------------
 
@@ -354,13 +429,20 @@ class CLIPEmbedder(_BaseEmbedder):
 
         self._validate_params()
         items = as_image_list(images)
-        bundle = self._bundle()
         n = len(items)
-        out = np.empty((n, bundle.dim), dtype=np.float32)
+        out = np.empty((n, self._embedding_dim()), dtype=np.float32)
         loaded = np.zeros(n, dtype=bool)
+        todo, copies, keys = np.arange(n), [], None
+        cache = self._open_cache(out.shape[1])
+        if cache is not None:
+            keys = [_embedding_cache.image_key(item) for item in items]
+            loaded = cache.lookup(keys, out)
+            # the same image twice in one call is embedded once and copied
+            todo, copies = _embedding_cache.deduplicate(keys, np.flatnonzero(~loaded))
         skipped = []
 
-        def load(i):
+        def load(j):
+            i = int(todo[j])
             try:
                 return bundle.preprocess(load_rgb(items[i], i))
             except ImageLoadError:
@@ -369,35 +451,60 @@ class CLIPEmbedder(_BaseEmbedder):
                 reason = f"preprocessing failed: {type(exc).__name__}: {exc}"
                 raise ImageLoadError(i, describe(items[i]), reason) from exc
 
-        batches = prefetched_batches(load, n, self.batch_size, effective_n_jobs(self.n_jobs))
-        progress = tqdm(total=n, disable=not self.verbose, desc="CLIPEmbedder", unit="image")
-
         def encode(pixels, start, stop):
             chunk = pixels[start:stop].to(device=bundle.device, dtype=bundle.input_dtype)
             return _finish(bundle.model.encode_image(chunk), self.normalize)
 
-        # Out of device memory, a batch is halved and encoded again (see skplice._oom).
-        forward = ShrinkingBatches(self.batch_size, what="CLIPEmbedder", device=bundle.device)
-        with closing(batches), progress, torch.inference_mode():
-            for batch in batches:
-                good = []
-                for i, tensor, error in batch:
-                    if error is None:
-                        good.append((i, tensor))
-                    elif self.on_error == "raise":
-                        raise error
-                    else:
-                        skipped.append((i, error.source, error.reason))
-                if good:
-                    rows = np.array([i for i, _ in good])
-                    pixels = torch.stack([t for _, t in good])
-                    for start, stop, features in forward.run(partial(encode, pixels), len(rows)):
-                        out[rows[start:stop]] = features
-                    loaded[rows] = True
-                progress.update(len(batch))
+        progress = tqdm(
+            total=n,
+            initial=n - len(todo) - len(copies),
+            disable=not self.verbose,
+            desc="CLIPEmbedder",
+            unit="image",
+        )
+        with progress:
+            if len(todo):
+                bundle = self._bundle()
+                batches = prefetched_batches(
+                    load, len(todo), self.batch_size, effective_n_jobs(self.n_jobs)
+                )
+                # Out of device memory, a batch is halved and encoded again (see skplice._oom).
+                forward = ShrinkingBatches(
+                    self.batch_size, what="CLIPEmbedder", device=bundle.device
+                )
+                with closing(batches), torch.inference_mode():
+                    for batch in batches:
+                        good = []
+                        for j, tensor, error in batch:
+                            if error is None:
+                                good.append((int(todo[j]), tensor))
+                            elif self.on_error == "raise":
+                                raise error
+                            else:
+                                skipped.append((int(todo[j]), error.source, error.reason))
+                        if good:
+                            rows = np.array([i for i, _ in good])
+                            pixels = torch.stack([t for _, t in good])
+                            for start, stop, features in forward.run(
+                                partial(encode, pixels), len(rows)
+                            ):
+                                out[rows[start:stop]] = features
+                                if cache is not None:
+                                    cache.store([keys[i] for i in rows[start:stop]], features)
+                            loaded[rows] = True
+                        progress.update(len(batch))
+            reasons = {i: reason for i, _, reason in skipped}
+            for i, first in copies:
+                if loaded[first]:
+                    out[i], loaded[i] = out[first], True
+                else:
+                    skipped.append((i, describe(items[i]), reasons[first]))
+            progress.update(len(copies))
+        if cache is not None:
+            cache.report(stacklevel=2)
         kept = np.flatnonzero(loaded)
         if skipped:
-            _warn_skipped(skipped, kept, n)
+            _warn_skipped(sorted(skipped, key=lambda entry: entry[0]), kept, n)
             out = out[kept]
         return out, kept
 
@@ -419,24 +526,64 @@ class CLIPEmbedder(_BaseEmbedder):
 
         self._validate_params()
         texts = _as_text_list(texts)
-        spec = self._spec()
-        bundle = self._bundle()
-        tokenizer = _clip_backend.get_tokenizer(spec)
-        out = np.empty((len(texts), bundle.dim), dtype=np.float32)
+        out = np.empty((len(texts), self._embedding_dim()), dtype=np.float32)
+        todo, copies, keys, cache = _cached_texts(self, texts, out)
         progress = tqdm(
-            total=len(texts), disable=not self.verbose, desc="CLIPEmbedder text", unit="text"
+            total=len(texts),
+            initial=len(texts) - len(todo) - len(copies),
+            disable=not self.verbose,
+            desc="CLIPEmbedder text",
+            unit="text",
         )
 
-        def encode(start, stop):
-            tokens = tokenizer(texts[start:stop]).to(bundle.device)
-            return _finish(bundle.model.encode_text(tokens), self.normalize)
+        def store(rows, features):
+            out[todo[rows]] = features
+            if cache is not None:
+                cache.store([keys[i] for i in todo[rows]], features)
+            progress.update(len(rows))
 
-        batches = ShrinkingBatches(self.batch_size, what="CLIPEmbedder", device=bundle.device)
-        with progress, torch.inference_mode():
-            for start, stop, features in batches.run(encode, len(texts)):
-                out[start:stop] = features
-                progress.update(stop - start)
+        with progress:
+            if len(todo):
+                bundle = self._bundle()
+                # Causal text towers run at each text's own length, not the padded context
+                # (exact; see skplice._text_context).
+                with torch.inference_mode():
+                    _text_context.encode_texts(
+                        bundle.model,
+                        _clip_backend.get_tokenizer(self._spec()),
+                        [texts[i] for i in todo],
+                        batch_size=self.batch_size,
+                        device=bundle.device,
+                        finish=partial(_finish, normalize=self.normalize),
+                        on_rows=store,
+                        what="CLIPEmbedder",
+                    )
+            _copy_duplicates(out, copies)
+            progress.update(len(copies))
+        if cache is not None:
+            cache.report(stacklevel=2)
         return out
+
+
+def _cached_texts(embedder, texts, out):
+    """Look ``texts`` up in ``embedder``'s cache, filling ``out`` with the hits.
+
+    Returns the positions still to encode (each distinct text once), the
+    ``(position, first position)`` pairs of repeated texts among them, the texts' keys
+    and the cache (None without ``memory``; then every position is to encode).
+    """
+    cache = embedder._open_cache(out.shape[1])
+    if cache is None:
+        return np.arange(len(texts)), [], None, None
+    keys = [_embedding_cache.text_key(text) for text in texts]
+    found = cache.lookup(keys, out)
+    todo, copies = _embedding_cache.deduplicate(keys, np.flatnonzero(~found))
+    return todo, copies, keys, cache
+
+
+def _copy_duplicates(out, copies):
+    for i, first in copies:
+        out[i] = out[first]
 
 
 def _warn_skipped(skipped, kept, n):
@@ -471,6 +618,11 @@ class TextEmbedder(_BaseEmbedder):
         Whether to L2-normalise each embedding.
     verbose : bool or int, default=False
         Show a progress bar.
+    memory : str, path-like, joblib.Memory or None, default=None
+        Cache every embedding on disk, one file per distinct text, in a
+        ``skplice-embeddings`` folder inside this folder (or inside the ``location`` of
+        a :class:`joblib.Memory`), keyed by the text and the model (its name, or the
+        content of a local folder) and ``normalize``; see :class:`CLIPEmbedder`.
 
     See Also
     --------
@@ -497,7 +649,10 @@ class TextEmbedder(_BaseEmbedder):
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "normalize": ["boolean"],
         "verbose": ["verbose"],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
     }
+    # The parameters that decide the embeddings (not where or how fast they are computed).
+    _identity_params = ("model", "normalize")
 
     def __init__(
         self,
@@ -507,12 +662,14 @@ class TextEmbedder(_BaseEmbedder):
         batch_size=64,
         normalize=True,
         verbose=False,
+        memory=None,
     ):
         self.model = model
         self.device = device
         self.batch_size = batch_size
         self.normalize = normalize
         self.verbose = verbose
+        self.memory = memory
 
     def _spec(self):
         return _text_backend.resolve_spec(self.model)
@@ -520,8 +677,8 @@ class TextEmbedder(_BaseEmbedder):
     def _model(self):
         return _text_backend.get_model(self._spec(), resolve_device(self.device))
 
-    def _check_collection(self, X):
-        if not _as_text_list(X):
+    def _check_collection(self, X, method="fit"):
+        if not _as_text_list(X, method):
             raise ValueError("Found 0 texts; at least one is required.")
 
     def _embedding_dim(self):
@@ -556,7 +713,7 @@ class TextEmbedder(_BaseEmbedder):
         X_new : ndarray of shape (n_texts, embedding_dim), dtype float32
             The embeddings.
         """
-        self._check_collection(X)
+        self._check_collection(X, "transform")
         return self.encode_text(X)
 
     def encode_text(self, texts):
@@ -575,20 +732,27 @@ class TextEmbedder(_BaseEmbedder):
         self._validate_params()
         texts = _as_text_list(texts)
         model = self._model()
-        if not texts:
-            return np.empty((0, _text_backend.embedding_dim(model)), dtype=np.float32)
+        out = np.empty((len(texts), _text_backend.embedding_dim(model)), dtype=np.float32)
+        todo, copies, keys, cache = _cached_texts(self, texts, out)
+        missing = [texts[i] for i in todo]
 
         def encode(batch_size):
             return model.encode(
-                texts,
+                missing,
                 batch_size=batch_size,
                 show_progress_bar=bool(self.verbose),
                 convert_to_numpy=True,
                 normalize_embeddings=bool(self.normalize),
             )
 
-        # Out of device memory, the texts are encoded again with half the batch size.
-        embeddings = call_with_shrinking_batch(
-            encode, self.batch_size, what="TextEmbedder", device=model.device
-        )
-        return np.asarray(embeddings, dtype=np.float32)
+        if missing:
+            # Out of device memory, the texts are encoded again with half the batch size.
+            out[todo] = call_with_shrinking_batch(
+                encode, self.batch_size, what="TextEmbedder", device=model.device
+            )
+            if cache is not None:
+                cache.store([keys[i] for i in todo], out[todo])
+        _copy_duplicates(out, copies)
+        if cache is not None:
+            cache.report(stacklevel=2)
+        return out

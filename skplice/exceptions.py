@@ -111,3 +111,71 @@ class BatchSizeReducedWarning(UserWarning):
     >>> issubclass(BatchSizeReducedWarning, UserWarning)
     True
     """
+
+
+class InconsistentVersionWarning(UserWarning):
+    """An estimator was unpickled by another skplice version than the one that pickled it.
+
+    Like scikit-learn's warning of the same name (which only covers scikit-learn's own
+    estimators): fitted state and its meaning may change between versions, so a pickle
+    is only known to work with the version that wrote it. Refit with the current
+    version, or load it with the version given by ``original_version``.
+
+    Parameters
+    ----------
+    estimator_name : str
+        Class name of the unpickled estimator.
+    current_version : str
+        The skplice version loading the pickle.
+    original_version : str
+        The skplice version that wrote it.
+
+    Attributes
+    ----------
+    estimator_name : str
+        Class name of the unpickled estimator.
+    current_version : str
+        The skplice version loading the pickle.
+    original_version : str
+        The skplice version that wrote it.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from skplice.exceptions import InconsistentVersionWarning
+    >>> warning = InconsistentVersionWarning(
+    ...     estimator_name="SpLiCETransformer", current_version="0.2.0",
+    ...     original_version="0.1.0")
+    >>> print(warning)
+    Unpickling SpLiCETransformer written by skplice 0.1.0 with skplice 0.2.0: ...
+    >>> warnings.simplefilter("error", InconsistentVersionWarning)  # refuse such pickles
+    >>> warnings.resetwarnings()
+    """
+
+    def __init__(self, *, estimator_name, current_version, original_version):
+        self.estimator_name = estimator_name
+        self.current_version = current_version
+        self.original_version = original_version
+        super().__init__(str(self))
+
+    def __str__(self):
+        return (
+            f"Unpickling {self.estimator_name} written by skplice {self.original_version} "
+            f"with skplice {self.current_version}: its fitted state may not mean the same "
+            "here, which can break code or give invalid results. Refit it with this "
+            f"version, or load it with skplice {self.original_version}."
+        )
+
+    def __reduce__(self):
+        return (
+            _rebuild_version_warning,
+            (self.estimator_name, self.current_version, self.original_version),
+        )
+
+
+def _rebuild_version_warning(estimator_name, current_version, original_version):
+    return InconsistentVersionWarning(
+        estimator_name=estimator_name,
+        current_version=current_version,
+        original_version=original_version,
+    )

@@ -16,19 +16,22 @@ from sklearn.utils.validation import (
     _check_feature_names_in,
     check_array,
     check_is_fitted,
+    check_non_negative,
     validate_data,
 )
 from tqdm.auto import tqdm
 
 from skplice._device import resolve_device
 from skplice._oom import ShrinkingBatches
-from skplice._rows import scaled_rows, unit_rows
+from skplice._pickle import _VersionedPickleMixin
+from skplice._refit import check_state_params, record_state_params
+from skplice._rows import row_cosines, scaled_rows, unit_rows
 from skplice._solvers import nonnegative_lasso
 from skplice._tensors import tensor_to_numpy
 from skplice.dictionary import build_dictionary
 
 
-class SpLiCETransformer(TransformerMixin, BaseEstimator):
+class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
     """Decompose CLIP embeddings into sparse, non-negative concept weights (SpLiCE).
 
     Each embedding ``x`` is L2-normalised, centred by the mean training
@@ -51,8 +54,9 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
     vocabulary : str, path-like or sequence of str, default="laion"
         With ``dictionary=None``: the vocabulary to encode (a named vocabulary,
         a text file with one concept per line, or a list of concepts). With an
-        array ``dictionary``: a sequence of its concept names (one per row);
-        any other value gives generated names ``concept_0``, ``concept_1``, ...
+        array ``dictionary``: a sequence of its concept names (one per row,
+        stripped of surrounding whitespace, none empty, all distinct); any other
+        value gives generated names ``concept_0``, ``concept_1``, ...
     vocabulary_size : int or None, default=10000
         Number of concepts taken from a named vocabulary (the most frequent);
         files and lists are used whole.
@@ -69,7 +73,8 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         encoded dictionary is cached on disk (see
         :func:`skplice.encode_concepts`), so a second fit is instant.
     template : str or None, default=None
-        Prompt template with one ``{}`` used to encode each concept, e.g.
+        Prompt template with exactly one empty ``{}`` field used to encode each
+        concept (``{{`` and ``}}`` are literal braces), e.g.
         ``"a photo of {}"``; None encodes bare concepts, as the paper does.
     center : bool, default=True
         Centre both the inputs (by ``image_mean_``) and the concept embeddings
@@ -163,6 +168,15 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         "output": [StrOptions({"weights", "reconstruction"})],
         "verbose": ["verbose"],
     }
+    # Parameters the fitted state depends on: changing one after fit asks for a refit.
+    _state_params = (
+        "vocabulary",
+        "vocabulary_size",
+        "dictionary",
+        "encoder",
+        "template",
+        "center",
+    )
 
     def __init__(
         self,
@@ -223,6 +237,7 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
             mean = _unit_rows(X).mean(axis=0, dtype=np.float64)
         self.components_, self.concept_names_ = components, names
         self.image_mean_, self.n_samples_seen_ = mean, X.shape[0]
+        record_state_params(self)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -245,6 +260,8 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
             The updated transformer.
         """
         first_call = not hasattr(self, "image_mean_")
+        if not first_call:
+            check_state_params(self)
         with _unchanged_on_error(self):
             X = self._validate_embeddings(X, reset=first_call)
             batch_sum = _unit_rows(X).sum(axis=0, dtype=np.float64)
@@ -253,11 +270,16 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         if first_call:
             self.components_, self.concept_names_ = components, names
             self.image_mean_, self.n_samples_seen_ = batch_sum / X.shape[0], X.shape[0]
+            record_state_params(self)
             return self
         total = self.n_samples_seen_ + X.shape[0]
         self.image_mean_ = (self.image_mean_ * self.n_samples_seen_ + batch_sum) / total
         self.n_samples_seen_ = total
         return self
+
+    def _unused_state_params(self):
+        """State parameters that a given dictionary makes irrelevant (see skplice._refit)."""
+        return () if self.dictionary is None else ("vocabulary_size", "encoder", "template")
 
     def _build_dictionary(self, n_features):
         """Return ``(components_, concept_names_)`` for inputs of ``n_features`` features."""
@@ -313,10 +335,19 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
                 f"Concept names must be strings; vocabulary[{not_str[0]}] is "
                 f"{names[not_str[0]]!r}."
             )
+        # Stripped as load_vocabulary strips them, so " dog" and "dog" are one name.
+        names = np.asarray([str(name).strip() for name in names], dtype=object)
+        empty = np.flatnonzero(names == "")
+        if empty.size:
+            raise ValueError(
+                f"Concept names must not be empty; vocabulary[{empty[0]}] is empty or only "
+                f"whitespace ({empty.size} such names). Name every dictionary row, or drop "
+                "the rows without a name."
+            )
         unique, counts = np.unique(names.astype(str), return_counts=True)
         duplicates = unique[counts > 1]
         if duplicates.size:
-            shown = ", ".join(repr(d) for d in duplicates[:5])
+            shown = ", ".join(repr(str(d)) for d in duplicates[:5])
             raise ValueError(
                 f"Concept names must be unique; {duplicates.size} are repeated: {shown}. "
                 "Remove the duplicate rows from the dictionary and the vocabulary."
@@ -342,6 +373,7 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
             ndarray of shape (n_samples, n_features).
         """
         check_is_fitted(self)
+        check_state_params(self)
         self._check_output_container()
         X = self._validate_embeddings(X, reset=False)
         (W,) = self._decompose(X, [self.l1])
@@ -382,6 +414,7 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         [109, 67, 8]
         """
         check_is_fitted(self)
+        check_state_params(self)
         X = self._validate_embeddings(X, reset=False)
         message = (
             f"l1_values must be a non-empty sequence of finite values >= 0; got {l1_values!r}."
@@ -472,7 +505,7 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_concepts)
-            Concept weights, e.g. the output of :meth:`transform`.
+            Non-negative concept weights, e.g. the output of :meth:`transform`.
 
         Returns
         -------
@@ -480,7 +513,9 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
             Unit-norm reconstructed embeddings.
         """
         check_is_fitted(self)
+        check_state_params(self)
         W = check_array(X, accept_sparse=("csr", "csc", "coo"), dtype=[np.float64, np.float32])
+        check_non_negative(W, f"{type(self).__name__}.inverse_transform{_WEIGHTS_HINT}")
         if W.shape[1] != self.components_.shape[0]:
             raise ValueError(
                 f"X has {W.shape[1]} columns but this transformer has "
@@ -510,9 +545,12 @@ class SpLiCETransformer(TransformerMixin, BaseEstimator):
             Mean cosine similarity, in [-1, 1]; higher means a more faithful
             decomposition.
         """
-        recon = self.inverse_transform(self.transform(X))
-        X = _unit_rows(self._validate_embeddings(X, reset=False))
-        return float(np.mean(np.sum(X * recon, axis=1)))
+        check_is_fitted(self)
+        check_state_params(self)
+        X = self._validate_embeddings(X, reset=False)
+        # The weights themselves, whatever `output` makes transform return.
+        (W,) = self._decompose(X, [self.l1])
+        return float(np.mean(row_cosines(X, self.inverse_transform(W))))
 
     def get_feature_names_out(self, input_features=None):
         """Concept names, one per output column.
@@ -585,6 +623,12 @@ def _unchanged_on_error(estimator):
         vars(estimator).update(before)
         raise
 
+
+# Appended to scikit-learn's "Negative values in data passed to <whom>".
+_WEIGHTS_HINT = (
+    " (SpLiCE concept weights are non-negative: pass the output of transform, not "
+    "embeddings or edited weights with negative entries)"
+)
 
 _unit_rows = unit_rows  # rows scaled to unit L2 norm, without overflow or underflow
 

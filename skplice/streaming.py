@@ -1,5 +1,6 @@
 """Transform inputs larger than memory, one batch at a time."""
 
+import mmap
 import os
 from collections.abc import Iterable, Mapping
 from numbers import Integral
@@ -7,6 +8,9 @@ from numbers import Integral
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
+
+from skplice._files import non_regular_kind
+from skplice._text import shorten, with_short_filenames
 
 __all__ = ["transform_batches"]
 
@@ -17,8 +21,11 @@ def transform_batches(estimator, X, *, batch_size=None, verbose=False):
     """Apply a fitted transformer to a large input batch by batch, in bounded memory.
 
     Only one batch of ``X`` and its result are held at a time: a memory-mapped ``.npy``
-    file is read slice by slice, and an iterable of batches (a generator reading files,
-    a database cursor, ...) is consumed lazily. Each batch's result is yielded as soon
+    file is read slice by slice (the pages of each slice of a read-only mapping are
+    released once copied, so the process's resident memory, as Dask's memory monitor
+    sees it, stays near one batch rather than growing to the file's size), and an
+    iterable of batches (a generator reading files, a database cursor, ...) is consumed
+    lazily. Each batch's result is yielded as soon
     as it is computed, so it can be written out (sparse ``.npz``, Parquet parts) and
     dropped. Results are the same as one call of ``estimator.transform`` on the whole
     input, because skplice's estimators treat every sample independently.
@@ -132,16 +139,22 @@ def _check_batch_size(batch_size):
 def _open_npy(path):
     """Memory-map a ``.npy`` file read-only, refusing pickled (object) arrays."""
     try:
+        kind = non_regular_kind(path)  # a named pipe would block np.load forever
+    except OSError as exc:
+        raise with_short_filenames(exc) from None
+    if kind:
+        raise ValueError(f"{shorten(repr(os.fspath(path)))} is {kind}, not a .npy file.")
+    try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
         raise ValueError(
-            f"Could not memory-map {os.fspath(path)!r} as a .npy array: {exc}"
+            f"Could not memory-map {shorten(repr(os.fspath(path)))} as a .npy array: {exc}"
         ) from exc
     if not isinstance(array, np.ndarray):  # an .npz archive
         array.close()
         raise ValueError(
-            f"{os.fspath(path)!r} is an .npz archive; transform_batches reads a .npy file "
-            "holding one array (np.save), or pass the archive's array itself."
+            f"{shorten(repr(os.fspath(path)))} is an .npz archive; transform_batches reads a "
+            ".npy file holding one array (np.save), or pass the archive's array itself."
         )
     return array
 
@@ -152,10 +165,33 @@ def _rows(X, start, stop):
         return X.iloc[start:stop]
     batch = X[start:stop]
     if isinstance(batch, np.memmap):
-        # A private in-memory copy: the file's pages need not stay resident, and the
-        # batch pickles as a plain array (e.g. when sent to a Dask worker).
-        batch = np.array(batch)
+        # A private in-memory copy, which pickles as a plain array (e.g. when sent to a
+        # Dask worker); then the file's pages are let go (see _release_pages).
+        copy = np.array(batch)
+        _release_pages(batch)
+        batch = copy
     return batch
+
+
+def _release_pages(view):
+    """Unmap the pages of a read-only memmap slice from this process, once read.
+
+    The kernel keeps every page read through a mapping in the process's resident set, so
+    without this a stream over a 2 GiB file ends with an RSS of 2 GiB, which memory
+    monitors (Dask's among them) count against the process. ``MADV_DONTNEED`` drops the
+    pages from the mapping (the file's data stay in the page cache, and a later read
+    maps them again). Only for mode "r": a copy-on-write mapping would lose its edits.
+    """
+    mapping = getattr(view, "_mmap", None)
+    advise = getattr(mapping, "madvise", None)  # not on Windows
+    dontneed = getattr(mmap, "MADV_DONTNEED", None)
+    if advise is None or dontneed is None or view.mode != "r":
+        return
+    if not view.flags.c_contiguous or view.nbytes == 0:
+        return
+    start = view.ctypes.data - np.frombuffer(mapping, dtype=np.uint8).ctypes.data
+    first_page = start - start % mmap.PAGESIZE
+    advise(dontneed, first_page, start + view.nbytes - first_page)
 
 
 def _transform_slices(estimator, X, batch_size, verbose):

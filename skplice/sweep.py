@@ -8,6 +8,8 @@ import scipy.sparse as sp
 from sklearn.metrics import accuracy_score
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 
+from skplice._rows import row_cosines
+
 # plot_sparsity_curve moved to skplice.plotting; still importable from here.
 from skplice.plotting import plot_sparsity_curve  # noqa: F401
 from skplice.splice import SpLiCETransformer
@@ -89,7 +91,6 @@ def sparsity_sweep(splice, X, y=None, *, l1_values, classifier=None):
 
     # The estimators get X as given, so that feature names reach them.
     path = splice.regularization_path(X, l1_values)
-    unit_X = X_array / np.linalg.norm(X_array, axis=1, keepdims=True)
     rows = []
     for l1, W in zip(l1_values, path, strict=True):
         reconstruction = splice.inverse_transform(W)
@@ -97,7 +98,7 @@ def sparsity_sweep(splice, X, y=None, *, l1_values, classifier=None):
             "representation": "splice",
             "l1": l1,
             "mean_l0": float(np.mean(_active_per_row(W))),
-            "mean_cosine": float(np.mean(np.sum(unit_X * reconstruction, axis=1))),
+            "mean_cosine": float(np.mean(row_cosines(X_array, reconstruction))),
         }
         if classifier is not None:
             if isinstance(X, pd.DataFrame):  # a classifier fitted on named columns wants them

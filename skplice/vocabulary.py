@@ -1,5 +1,6 @@
 """Concept vocabularies: the SpLiCE word lists (downloaded, verified, cached) and custom ones."""
 
+import difflib
 import os
 from collections import Counter
 from collections.abc import Mapping, Set
@@ -8,7 +9,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ._download import download_verified, read_verified
-from ._home import get_data_home
+from ._home import cache_folder, warn_cache_disabled
+from ._text import shorten
 
 __all__ = ["VocabularyDownloadError", "load_vocabulary"]
 
@@ -220,16 +222,22 @@ def _strip(entries):
 
 def _read_file(path):
     path = Path(path)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError:  # e.g. a name too long for the file system: no such file either
+        found = False
+    if not found:
+        close = difflib.get_close_matches(str(path), _NAMED, n=1)
         raise ValueError(
-            f"{str(path)!r} is not a named vocabulary ({', '.join(map(repr, _NAMED))}) "
-            f"and no file was found at {path.resolve()}."
+            f"{shorten(repr(str(path)))} is not a named vocabulary "
+            f"({', '.join(map(repr, _NAMED))}) and no file was found at "
+            f"{shorten(path.resolve())}" + (f"; did you mean {close[0]!r}?" if close else ".")
         )
     try:
         # utf-8-sig drops the byte-order mark some editors write.
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not a UTF-8 text file: {exc}") from exc
+        raise ValueError(f"{shorten(path)} is not a UTF-8 text file: {exc}") from exc
     return _strip(text.splitlines())
 
 
@@ -254,11 +262,12 @@ def _from_sequence(vocabulary):
 
 
 def _load_named(spec, data_home):
-    folder = get_data_home(data_home) / "vocabularies"
-    folder.mkdir(exist_ok=True)
-    target = folder / f"{spec.name}.txt"
+    folder = cache_folder("vocabularies", data_home)
+    target = folder.path / f"{spec.name}.txt"
     data = read_verified(target, spec.sha256, f"the '{spec.name}' vocabulary")
     if data is None:
+        if folder.unwritable:
+            warn_cache_disabled(folder.path, folder.unwritable, stacklevel=3)
         data = _download(spec, target)
     # Decode the verified bytes themselves, never a second read that another process may
     # have replaced in between. The blank line in mscoco.txt goes here.

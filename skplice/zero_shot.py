@@ -17,6 +17,10 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skplice._pickle import _VersionedPickleMixin
+from skplice._refit import check_state_params, record_state_params
+from skplice._rows import unit_rows
+from skplice._templates import parse_template
 from skplice.embedding import CLIPEmbedder
 
 __all__ = ["ZeroShotClassifier"]
@@ -24,7 +28,7 @@ __all__ = ["ZeroShotClassifier"]
 _EMBEDDING_DTYPES = [np.float64, np.float32]
 
 
-class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
+class ZeroShotClassifier(_VersionedPickleMixin, ClassifierMixin, BaseEstimator):
     """Classify embeddings by cosine similarity to text prompts, as CLIP does zero-shot.
 
     Each class is embedded as the normalised mean of the normalised text
@@ -45,7 +49,8 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         ``{0: "airplane", 1: ["car", "automobile"]}``; ``dict(enumerate(names))``
         predicts integer labels.
     templates : str or sequence of str, default=("a photo of a {}.",)
-        Prompt templates; ``{}`` is replaced by the class name (``str.format``).
+        Prompt templates, each with exactly one empty ``{}`` field, replaced by the
+        class name (``{{`` and ``}}`` are literal braces, as in ``str.format``).
     encoder : object with an ``encode_text(list[str])`` method, default=None
         Text encoder of the same model as the embeddings, e.g. a
         :class:`CLIPEmbedder`. None uses ``CLIPEmbedder()`` with its defaults.
@@ -110,6 +115,8 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         "encoder": [HasMethods(["encode_text"]), None],
         "logit_scale": [Interval(Real, 0, None, closed="neither")],
     }
+    # Parameters the fitted state depends on: changing one after fit asks for a refit.
+    _state_params = ("classes", "templates", "encoder")
 
     def __init__(self, classes, templates=("a photo of a {}.",), encoder=None, logit_scale=100.0):
         self.classes = classes
@@ -153,13 +160,14 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         validate_data(self, X, reset=True, skip_check_array=True)
         self.classes_ = _label_array(labels)
         self.class_embeddings_ = class_embeddings
+        record_state_params(self)
         return self
 
     def _encode_classes(self, names_per_class, templates):
         """Unit-norm mean of the unit-norm prompt embeddings, one row per class."""
         encoder = CLIPEmbedder() if self.encoder is None else self.encoder
         prompts = [
-            template.format(name)
+            template.fill(name)
             for names in names_per_class
             for name in names
             for template in templates
@@ -170,23 +178,21 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
                 f"The encoder returned an array of shape {embedded.shape} for {len(prompts)} "
                 "prompts; encode_text must return one row per text."
             )
-        norms = np.linalg.norm(embedded, axis=1, keepdims=True)
-        bad = np.flatnonzero(~np.isfinite(norms[:, 0]) | (norms[:, 0] == 0))
+        bad = np.flatnonzero(~np.isfinite(embedded).all(axis=1) | ~np.any(embedded != 0, axis=1))
         if bad.size:
             raise ValueError(
                 f"The encoder returned a zero or non-finite embedding for the prompt "
                 f"{prompts[bad[0]]!r}; a class embedding needs a direction."
             )
-        unit_prompts = embedded / norms
+        unit_prompts = unit_rows(embedded)
         boundaries = np.cumsum([len(names) * len(templates) for names in names_per_class])
         means = np.stack([block.mean(axis=0) for block in np.split(unit_prompts, boundaries[:-1])])
-        mean_norms = np.linalg.norm(means, axis=1, keepdims=True)
-        if not np.all(mean_norms > 0):
+        if not np.all(np.any(means != 0, axis=1)):
             raise ValueError(
                 "The prompts of a class have embeddings that cancel out (their mean is zero); "
                 "use other templates or names."
             )
-        return means / mean_norms
+        return unit_rows(means)
 
     def decision_function(self, X):
         """Cosine similarities between embeddings and class embeddings.
@@ -257,11 +263,13 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
 
     def _cosines(self, X):
         check_is_fitted(self)
+        check_state_params(self)
         _check_embeddings(X, self)  # the clear message for sparse input comes first
         X = validate_data(self, X, reset=False, dtype=_EMBEDDING_DTYPES)
-        norms = np.linalg.norm(X, axis=1, keepdims=True)
-        norms[norms == 0] = 1  # a zero embedding is equally far from every class
-        return (X / norms) @ self.class_embeddings_.T.astype(X.dtype, copy=False)
+        # A zero embedding is equally far from every class; huge or tiny ones keep their
+        # direction (see skplice._rows).
+        unit_X = unit_rows(X, allow_zero=True)
+        return unit_X @ self.class_embeddings_.T.astype(X.dtype, copy=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -308,13 +316,7 @@ def _parse_templates(templates):
     templates = [templates] if isinstance(templates, str) else list(templates)
     if not templates:
         raise ValueError("templates is empty; pass at least one, e.g. 'a photo of a {}.'.")
-    for template in templates:
-        if not isinstance(template, str) or "{}" not in template:
-            raise ValueError(
-                f"Each template must be a string with a '{{}}' placeholder for the class "
-                f"name; got {template!r}."
-            )
-    return templates
+    return [parse_template(template, "templates") for template in templates]
 
 
 def _check_labels(y, labels):

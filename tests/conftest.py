@@ -217,3 +217,91 @@ def minilm_laion_concepts(minilm_encoder, vocab_source_dir, tmp_path_factory):
     (home / "vocabularies" / "laion.txt").write_bytes(laion)
     names = load_vocabulary("laion", 3000, data_home=home)
     return minilm_encoder.encode_text(names), names
+
+
+# ---------------------------------------------------------------------------------------
+# Unwritable folders, as a user without write permission meets them. chmod is enough for
+# a normal user; root ignores permission bits, so there the folder is made immutable
+# (chattr +i), which the kernel enforces for root too.
+# ---------------------------------------------------------------------------------------
+def _writable(folder):
+    probe = folder / ".skplice-write-probe"
+    try:
+        probe.mkdir()
+    except OSError:
+        return False
+    probe.rmdir()
+    return True
+
+
+@pytest.fixture
+def read_only():
+    """``read_only(folder)`` makes an existing folder unwritable until the test ends."""
+    import shutil
+    import subprocess
+
+    changed = []
+
+    def make(folder):
+        folder.chmod(0o555)
+        changed.append((folder, "chmod"))
+        if _writable(folder) and shutil.which("chattr"):
+            done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
+            if done.returncode == 0:
+                changed.append((folder, "chattr"))
+        if _writable(folder):
+            pytest.skip("cannot make a folder unwritable here (root without chattr)")
+        return folder
+
+    yield make
+    for folder, how in reversed(changed):
+        if how == "chattr":
+            subprocess.run(["chattr", "-i", str(folder)], check=False)
+        else:
+            folder.chmod(0o755)
+
+
+# ---------------------------------------------------------------------------------------
+# Named pipes among inputs: opening one blocks until a writer appears, so a test that
+# regresses would hang. `fifo` makes one and, at teardown, opens its write end to release
+# any reader stuck on it; `no_hang(fn, ...)` runs fn in a thread and fails after a delay.
+# ---------------------------------------------------------------------------------------
+@pytest.fixture
+def fifo(tmp_path):
+    """Path of a named pipe that nothing ever writes to."""
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("named pipes need a POSIX system")
+    path = tmp_path / "pipe.jpg"
+    os.mkfifo(path)
+    yield path
+    for _ in range(10):  # release readers blocked in open(): they then read an empty file
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            break  # no reader left
+
+
+@pytest.fixture
+def no_hang():
+    """``no_hang(fn, *args, **kwargs)``: fn's result, or a test failure after 60 s."""
+    import threading
+
+    def run(fn, *args, **kwargs):
+        outcome = {}
+
+        def target():
+            try:
+                outcome["result"] = fn(*args, **kwargs)
+            except BaseException as exc:
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        thread.join(60)
+        if thread.is_alive():
+            pytest.fail(f"{getattr(fn, '__name__', fn)} still runs after 60 s: it hangs")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
+
+    return run

@@ -14,16 +14,25 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:No pretrained
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_benchmark_table(monkeypatch, tmp_path):
+@pytest.mark.parametrize("torch_threads", ["default", 1])
+def test_benchmark_table(monkeypatch, tmp_path, torch_threads):
+    torch = pytest.importorskip("torch")
     monkeypatch.syspath_prepend(str(ROOT))
     monkeypatch.setenv("SKPLICE_HOME", str(tmp_path / "home"))
     bench = importlib.import_module("benchmarks.distributed")
     args = ["--tiny", "--images", "12", "--image-size", "48", "--n-concepts", "30"]
     args += ["--workers", "1", "--partitions-per-worker", "2"]
     args += ["--cache-dir", str(tmp_path / "cache"), "--results-dir", str(tmp_path / "out")]
-    table = bench.main(args)
-    assert list(table["run"]) == ["this process", "this process", "LocalCluster"]
-    assert list(table["processes"]) == [1, 1, 1]
+    previous = torch.get_num_threads()
+    if torch_threads != "default":  # as under OMP_NUM_THREADS=1, or on a one-core machine
+        torch.set_num_threads(torch_threads)
+    try:
+        table = bench.main(args)
+    finally:
+        torch.set_num_threads(previous)
+    local_runs = len({previous if torch_threads == "default" else torch_threads, 1})
+    assert list(table["run"]) == ["this process"] * local_runs + ["LocalCluster"]
+    assert list(table["processes"]) == [1] * (local_runs + 1)
     assert (table["images/s"] > 0).all() and (table["CPU (s)"] > 0).all()
     assert (table["max |W - local|"] < 1e-6).all()
     assert table["torch threads each"].iloc[-1] == 1

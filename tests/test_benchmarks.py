@@ -124,7 +124,10 @@ def test_throughput_without_cuda_fails_clearly(bench, capsys):
 def test_minilm_problem_is_processed_and_cached(bench, tmp_path):
     data, _ = bench("_data")
     if not (data.VOCAB_DIR / "laion.txt").exists():
-        pytest.skip(f"no LAION vocabulary in {data.VOCAB_DIR}")
+        pytest.skip(
+            f"no LAION vocabulary in {data.VOCAB_DIR}: set {data.SHARED_DATA_ENV} to the "
+            "folder holding vocab/ (the project's ../shared/data)"
+        )
     C, Z, D_raw, X_raw = data.load_problem("minilm", 8, 50, 384, cache_dir=tmp_path)
     assert C.shape == D_raw.shape == (50, 384) and Z.shape == X_raw.shape == (8, 384)
     np.testing.assert_allclose(np.linalg.norm(C, axis=1), 1)

@@ -17,8 +17,8 @@ import pytest
 import scipy.sparse as sp
 
 from skplice import CLIPEmbedder, SpLiCETransformer, __version__
-from skplice._cli_inputs import go_offline_if_hub_unreachable, load_matrix
-from skplice.cli import main
+from skplice._cli_inputs import load_matrix
+from skplice.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 README_IMAGE = "examples/images/astronaut.jpg"
@@ -128,6 +128,26 @@ def test_version(cli_env):
     result = run_cli("--version", env=cli_env)
     assert result.returncode == 0
     assert result.stdout.strip() == f"skplice {__version__}"
+
+
+def test_help_imports_no_heavy_library(cli_env):
+    """--help answers in about a second: torch, scikit-learn and pandas load lazily."""
+    probe = (
+        "import sys\n"
+        "from skplice.cli import main\n"
+        "for args in (['--help'], ['explain', '--help'], ['decompose', '--help']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = ('torch', 'sklearn', 'pandas', 'open_clip', 'matplotlib')\n"
+        "print('imported:', sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=cli_env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("imported: []"), result.stdout[-300:]
 
 
 def test_console_script_is_declared():
@@ -391,6 +411,125 @@ def test_skipped_images_are_reported_and_kept_in_place(photo_dir, tiny, capsys):
     assert status == 2 and "none of the 2 images could be read" in err
 
 
+def test_a_named_pipe_is_never_opened(photo_dir, tiny, fifo, no_hang, capsys):
+    image = photos(photo_dir)[0]
+    base = [*tiny, "--pretrained", "none", "--vocabulary-size", "200", "--image-mean", "none"]
+    status, _, err = no_hang(call, capsys, "explain", image, str(fifo), *base)
+    assert status == 2 and f"{fifo} is a named pipe (FIFO), not an image file" in err
+    status, out, err = no_hang(
+        call, capsys, "explain", image, str(fifo), *base, "--on-error", "skip", "--json"
+    )
+    assert status == 0, err
+    records = json.loads(out)
+    assert "named pipe" in records[1]["error"] and records[0]["concepts"]
+    status, _, err = no_hang(
+        call, capsys, "embed", str(fifo), image, *tiny, "--pretrained", "none",
+        "--on-error", "skip", "--output", fifo.parent / "e.npy",
+    )  # fmt: skip
+    assert status == 0 and "skipped" in err and np.load(fifo.parent / "e.npy").shape == (1, 32)
+    status, _, err = no_hang(
+        call, capsys, "decompose", "--input", fifo, "--output", fifo.parent / "w.npz"
+    )
+    assert status == 2 and "--input: " in err and "is a named pipe (FIFO), not a .npy" in err
+
+
+def test_images_may_follow_options():
+    parser = build_parser()
+    args = parser.parse_args(["explain", "a.jpg", "--on-error", "skip", "b.jpg", "-q", "c.jpg"])
+    assert args.images == ["a.jpg", "b.jpg", "c.jpg"] and args.on_error == "skip"
+    args = parser.parse_args(["embed", "a.jpg", "-o", "e.npy", "b.jpg"])
+    assert args.images == ["a.jpg", "b.jpg"] and args.output == "e.npy"
+
+
+def test_an_explanation_without_concepts_explains_nothing(photo_dir, tiny, capsys):
+    images = photos(photo_dir, 12)
+    base = ["--json", *tiny, "--pretrained", "none", "--vocabulary-size", "300"]
+    status, out, err = call(capsys, "explain", *images, *base, "--image-mean", "inputs",
+                            "--l1", "1000")  # fmt: skip
+    assert status == 0, err
+    records = json.loads(out)
+    assert all(r["n_concepts"] == 0 and r["cosine"] == 0 for r in records)  # was 0.99
+    status, out, err = call(capsys, "explain", *images, *base, "--image-mean", "inputs")
+    records = json.loads(out)
+    assert all(0 < r["cosine"] <= 1 + 1e-9 for r in records if r["n_concepts"])
+
+
+def test_explained_cosines_are_those_of_the_centred_parts_at_any_scale():
+    from skplice.cli import _explained_cosines
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 8)) + 3
+    splice = SpLiCETransformer(dictionary=rng.normal(size=(15, 8)), l1=0.05).fit(X)
+    W = splice.transform(X)
+    unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+    z = unit - splice.image_mean_
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    recon = W @ splice.components_
+    recon /= np.linalg.norm(recon, axis=1, keepdims=True)
+    expected = np.sum(z * recon, axis=1)
+    np.testing.assert_allclose(_explained_cosines(X, W, splice), expected, rtol=1e-10)
+    np.testing.assert_allclose(_explained_cosines(X * 1e200, W, splice), expected, rtol=1e-10)
+
+
+def test_clean_drops_stop_words_and_symbols(embeddings, tiny, tmp_path, capsys, vocab_source_dir):
+    from skplice import load_vocabulary
+
+    X = np.load(tmp_path / "X.npy")
+    files = ["--input", tmp_path / "X.npy", "--output", tmp_path / "w.npz"]
+    model = [*tiny, "--pretrained", "none", "--vocabulary-size", "400", "--image-mean", "none"]
+    args = ["decompose", *files, *model]
+    status, _, err = call(capsys, *args, "--clean")
+    assert status == 0, err
+    names = list(np.load(tmp_path / "w.npz")["concept_names"])
+    assert names == load_vocabulary("laion", 400, clean=True) and len(names) == 400
+    assert not {"the", "have", "de", "<", "-"} & set(names)
+    status, _, _ = call(capsys, *args)
+    raw = list(np.load(tmp_path / "w.npz")["concept_names"])
+    assert {"the", "have", "-"} <= set(raw)  # without --clean: the paper's raw list
+    assert X.shape == (30, 32)
+    dictionary = ["--dictionary", tmp_path / "concepts.npy"]
+    status, _, err = call(capsys, "decompose", *files, *dictionary, "--clean")
+    assert status == 2 and "drop --clean" in err
+
+
+def test_model_names_as_documented_and_unknown_ones(monkeypatch, tmp_path, skplice_home, capsys):
+    from skplice._cli_inputs import UsageError, resolve_pretrained
+
+    assert resolve_pretrained("ViT-B/32", None) == "laion2b_s34b_b79k"
+    with pytest.raises(UsageError, match=r"--model ViT-B/33: unknown open_clip architecture"):
+        resolve_pretrained("ViT-B/33", None)
+    with pytest.raises(UsageError, match=r"did you mean ViT-B-16"):
+        resolve_pretrained("ViT-B-61", None)
+    with pytest.raises(UsageError, match="--model RN50 needs --pretrained"):
+        resolve_pretrained("RN50", None)
+    constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    status, _, err = call(capsys, "explain", ROOT / README_IMAGE, "--model", "ViT-B/32")
+    assert status == 1 and "could not download the CLIP model weights (ViT-B/32, laion2b" in err
+
+
+def test_names_that_almost_match(capsys, tmp_path, photo_dir):
+    status, _, err = call(capsys, "explain", photos(photo_dir)[0], "--vocabulary", "laoin")
+    assert status == 2 and "(did you mean laion?)" in err
+    pattern = str(tmp_path / "photos" / "*.jpg")
+    status, _, err = call(capsys, "explain", pattern, "--on-error", "skip")
+    assert status == 2 and "looks like a file-name pattern" in err and "--on-error" not in err
+    (tmp_path / "a.jpg").write_bytes(b"")
+    status, _, err = call(capsys, "explain", str(tmp_path / "*.jpg"))
+    assert status == 2 and "it matches 1 files, but it was quoted" in err
+
+
+@pytest.mark.slow
+def test_quiet_silences_library_warnings(tmp_path, cli_env, tiny_clip_config_path, photo_dir):
+    args = ["explain", photos(photo_dir)[0], "--model-config", tiny_clip_config_path,
+            "--pretrained", "none", "--vocabulary-size", "100", "--device", "cpu"]  # fmt: skip
+    loud = run_cli(*args, env=cli_env)
+    assert loud.returncode == 0 and "No pretrained weights loaded" in loud.stderr
+    quiet = run_cli(*args, "-q", env=cli_env)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+
+
 # ---------------------------------------------------------------- offline first run
 
 
@@ -420,35 +559,6 @@ def test_offline_download_failure_in_process(monkeypatch, tmp_path, skplice_home
     assert "could not download the CLIP model weights (ViT-B-32, laion2b_s34b_b79k)" in err
     assert "huggingface.co/laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in err
     assert "--vocabulary words.txt" in err  # the empty SKPLICE_HOME has no vocabulary
-
-
-def test_unreachable_hub_switches_to_offline_mode(monkeypatch):
-    import urllib.error
-    import urllib.request
-
-    calls = []
-
-    def unreachable(request, timeout):
-        calls.append(request.full_url)
-        raise urllib.error.URLError("Name or service not known")
-
-    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delitem(sys.modules, "huggingface_hub", raising=False)
-    assert go_offline_if_hub_unreachable("ViT-B-32", __file__) is None  # local weights
-    assert calls == []
-    reason = go_offline_if_hub_unreachable("ViT-B-32", "laion2b_s34b_b79k")
-    assert "could not be reached" in reason and "Name or service" in reason
-    assert os.environ["HF_HUB_OFFLINE"] == "1" and calls == ["https://huggingface.co"]
-
-    monkeypatch.delenv("HF_HUB_OFFLINE")
-
-    def answers(request, timeout):
-        raise urllib.error.HTTPError(request.full_url, 405, "Method Not Allowed", {}, None)
-
-    monkeypatch.setattr(urllib.request, "urlopen", answers)
-    assert go_offline_if_hub_unreachable("hf-hub:org/repo", None) is None
-    assert "HF_HUB_OFFLINE" not in os.environ
 
 
 # ------------------------------------------------------------------------ errors
@@ -558,6 +668,17 @@ def test_too_many_images_to_plot(photo_dir, tiny, tmp_path, capsys):
     assert status == 2 and "at most 20" in err
 
 
+def test_long_paths_are_shortened_in_the_middle(tmp_path, photo_dir, tiny, capsys):
+    long = "/tmp/" + "deep/" * 1000
+    status, _, err = call(capsys, "decompose", "--input", long + "X.npy", "--output", "w.npz")
+    assert status == 2 and len(err) < 400 and "X.npy" in err and "..." in err, err[:300]
+    status, _, err = call(
+        capsys, "explain", photos(photo_dir)[0], long + "b.jpg", *tiny, "--pretrained", "none",
+        "--on-error", "skip", "--vocabulary-size", "200",
+    )  # fmt: skip
+    assert status == 0 and max(map(len, err.splitlines())) < 800, err[:300]
+
+
 def test_debug_reraises_usage_errors(tmp_path):
     from skplice._cli_inputs import UsageError
 
@@ -609,3 +730,12 @@ def test_unknown_device_is_a_usage_error(photo_dir, tiny_clip_config_path, vocab
         "--pretrained", "none", "--device", "tpu9",
     )  # fmt: skip
     assert status == 2 and "--device: device='tpu9' is not a device torch understands" in err
+
+
+def test_the_docs_show_the_model_config_their_examples_use(tiny_clip_config_path):
+    """docs/cli.rst runs its examples with --model-config tiny-clip.json: it shows that file,
+    which is the test suite's tiny architecture."""
+    page = (ROOT / "docs" / "cli.rst").read_text(encoding="utf-8")
+    blocks = re.findall(r"\.\. code-block:: json\n\n((?:    .*\n|\n)+)", page)
+    assert len(blocks) == 1 and "--model-config tiny-clip.json" in page
+    assert json.loads(blocks[0]) == json.loads(tiny_clip_config_path.read_text())

@@ -1,6 +1,8 @@
 """Concept dictionaries: vocabularies encoded by real models, cached on disk by content."""
 
+import os
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -38,7 +40,12 @@ def tiny(tiny_clip):
 
 
 def cache_files(home):
-    return sorted((home / "dictionaries").glob("*.npy"))
+    return sorted((home / "dictionaries").glob("*.npz"))
+
+
+def cached_array(path):
+    with np.load(path, allow_pickle=False) as archive:
+        return archive["embeddings"]
 
 
 def test_second_encoding_comes_from_the_cache(tiny, skplice_home):
@@ -50,8 +57,8 @@ def test_second_encoding_comes_from_the_cache(tiny, skplice_home):
     np.testing.assert_array_equal(first, second)
     np.testing.assert_array_equal(first, tiny.encode_text(words))
     (path,) = cache_files(skplice_home)
-    assert re.fullmatch(r"[0-9a-f]{64}\.npy", path.name)  # named by a hash, not by a user string
-    np.testing.assert_array_equal(np.load(path, allow_pickle=False), first)
+    assert re.fullmatch(r"[0-9a-f]{64}\.npz", path.name)  # named by a hash, not by a user string
+    np.testing.assert_array_equal(cached_array(path), first)
 
 
 def test_cache_key_covers_content_template_and_model(tiny, tiny_clip, skplice_home):
@@ -75,7 +82,133 @@ def test_damaged_cache_file_is_recomputed(tiny, skplice_home):
         again = encode_concepts(words, encoder)
     np.testing.assert_array_equal(again, good)
     assert len(encoder.calls) == 1
-    np.testing.assert_array_equal(np.load(path, allow_pickle=False), good)
+    np.testing.assert_array_equal(cached_array(path), good)
+
+
+class Letters:
+    """A toy encoder with an identity, so that its outputs are cached; counts its calls."""
+
+    def __init__(self, on_call=None):
+        self.calls, self.on_call = 0, on_call
+
+    def _encoder_identity(self):
+        return "letters/1"
+
+    def encode_text(self, texts):
+        self.calls += 1
+        if self.on_call is not None:
+            self.on_call()
+        return np.array([[t.count(c) for c in "aeiou"] + [len(t)] for t in texts], float)
+
+
+WORDS = ["banana", "kiwi", "apple pie"]
+
+
+def the_entry(home):
+    (path,) = (home / "dictionaries").iterdir()
+    return path
+
+
+def flip_a_byte_of(path, array):
+    data = bytearray(path.read_bytes())
+    start = bytes(data).find(array.tobytes())
+    assert start >= 0
+    data[start + 5] ^= 0x40  # one bit of one value
+    path.write_bytes(bytes(data))
+
+
+def damage(how, path, good, skplice_home):
+    if how == "empty":
+        path.write_bytes(b"")
+    elif how in ("folder", "fifo"):
+        path.unlink()
+        path.mkdir() if how == "folder" else os.mkfifo(path)
+        if how == "folder":
+            (path / "inside").write_text("x")
+    elif how == "flipped_byte":
+        flip_a_byte_of(path, good)
+    elif how == "other_array":  # a valid array of other values in its place
+        with open(path, "wb") as file:
+            np.save(file, good[::-1].copy())
+    elif how == "other_entry":  # a sound entry of another key, copied over this one
+        other = encode_concepts(["cherry", "fig", "date"], Letters())
+        (newer,) = [p for p in (skplice_home / "dictionaries").iterdir() if p != path]
+        assert not np.array_equal(other, good)
+        os.replace(newer, path)
+
+
+@pytest.mark.parametrize(
+    "how", ["empty", "folder", "fifo", "flipped_byte", "other_array", "other_entry"]
+)
+def test_damaged_cache_entry_is_removed_and_recomputed(how, skplice_home):
+    good = encode_concepts(WORDS, Letters())
+    path = the_entry(skplice_home)
+    damage(how, path, good, skplice_home)
+    encoder = Letters()
+    with pytest.warns(UserWarning, match="damaged concept-dictionary cache file"):
+        again = encode_concepts(WORDS, encoder)
+    assert encoder.calls == 1
+    np.testing.assert_array_equal(again, good)
+    with warnings.catch_warnings():  # repaired: the next call reads it, silently
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(encode_concepts(WORDS, encoder), good)
+    assert encoder.calls == 1 and the_entry(skplice_home).is_file()
+
+
+def test_read_only_home_disables_the_cache_with_one_warning(skplice_home, read_only):
+    read_only(skplice_home)
+    encoder = Letters()
+    with pytest.warns(UserWarning, match=r"cannot be written.*cache is disabled") as caught:
+        first = encode_concepts(WORDS, encoder)
+        second = encode_concepts(WORDS, encoder)
+        splice = SpLiCETransformer(vocabulary=WORDS, encoder=encoder, center=False)
+        splice.fit(np.ones((2, 6)))
+    assert sum("cache is disabled" in str(w.message) for w in caught) == 1
+    assert str(skplice_home / "dictionaries") in str(caught[0].message)
+    assert "SKPLICE_HOME" in str(caught[0].message)
+    assert encoder.calls == 3  # computed each time, never stored
+    np.testing.assert_array_equal(first, second)
+    assert list(skplice_home.iterdir()) == []
+
+
+def test_read_only_dictionaries_folder_warns_before_encoding(skplice_home, read_only):
+    (skplice_home / "dictionaries").mkdir()
+    read_only(skplice_home / "dictionaries")
+    warned_before = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        encoder = Letters(on_call=lambda: warned_before.append(len(caught) > 0))
+        embeddings = encode_concepts(WORDS, encoder)
+    assert warned_before == [True]
+    assert "cache is disabled" in str(caught[0].message)
+    np.testing.assert_array_equal(embeddings, Letters().encode_text(WORDS))
+
+
+def test_a_read_only_cache_is_still_read(skplice_home, read_only):
+    good = encode_concepts(WORDS, Letters())
+    read_only(skplice_home / "dictionaries")
+    encoder = Letters()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(encode_concepts(WORDS, encoder), good)
+    assert encoder.calls == 0
+
+
+@pytest.mark.parametrize("blocked", ["home", "dictionaries"])
+def test_a_file_where_the_cache_folder_should_be_is_named(blocked, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    if blocked == "home":
+        home.write_text("not a folder")
+        blocker = home
+    else:
+        home.mkdir()
+        blocker = home / "dictionaries"
+        blocker.write_text("not a folder")
+    monkeypatch.setenv("SKPLICE_HOME", str(home))
+    with pytest.raises(NotADirectoryError) as info:
+        encode_concepts(WORDS, Letters())
+    message = str(info.value)
+    assert f"{blocker} is a file" in message and "SKPLICE_HOME" in message
 
 
 def test_encoders_without_identity_are_not_cached(skplice_home):

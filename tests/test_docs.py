@@ -202,7 +202,7 @@ def _example_env(home, vocab_dir):
     env.update(
         SKPLICE_EXAMPLES_OFFLINE="1",
         SKPLICE_HOME=str(home),
-        SKPLICE_VOCAB_DIR=str(vocab_dir),
+        SKPLICE_SHARED_DATA=str(vocab_dir.parent),
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
         MPLBACKEND="Agg",

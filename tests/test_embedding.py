@@ -5,11 +5,14 @@ embeddings carry no meaning, but every decoding, batching, caching and pickling 
 is exact, so it is checked exactly. TextEmbedder tests use the real all-MiniLM-L6-v2.
 """
 
+import os
 import pickle
+import socket
 import struct
 import subprocess
 import sys
 import textwrap
+import time
 import zlib
 from pathlib import Path
 
@@ -622,6 +625,7 @@ def test_failed_download_explains_local_checkpoint(no_network_hf):
     message = str(info.value)
     assert "huggingface.co/laion/CLIP-ViT-B-32-laion2B-s34B-b79K" in message
     assert "pretrained='/path/to/checkpoint'" in message
+    assert "(below)" not in message  # nothing follows it
 
 
 def test_failed_hub_model_download(no_network_hf):
@@ -630,6 +634,39 @@ def test_failed_hub_model_download(no_network_hf):
         OSError, match=r"(?s)Could not download .*no-such-clip.*local-dir:<folder>"
     ):
         embedder.encode_text(["a dog"])
+
+
+@pytest.fixture
+def unreachable_hub(monkeypatch, tmp_path):
+    """huggingface_hub online (as a user's), but its server refuses every connection."""
+    constants = pytest.importorskip("huggingface_hub.constants")
+    with socket.socket() as sock:  # a port that was free a moment ago: connecting is refused
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr("skplice._hub._PROBES", {})
+    return endpoint
+
+
+@pytest.mark.parametrize("which", ["CLIPEmbedder", "TextEmbedder", "hf-hub CLIPEmbedder"])
+def test_an_unreachable_hub_fails_in_seconds_and_leaves_online_mode(unreachable_hub, which):
+    constants = pytest.importorskip("huggingface_hub.constants")
+    if which == "CLIPEmbedder":
+        load = CLIPEmbedder("ViT-B-32", "laion2b_s34b_b79k", device="cpu")._bundle
+    elif which == "TextEmbedder":
+        load = TextEmbedder("sentence-transformers/skplice-test-missing", device="cpu")._model
+    else:
+        load = CLIPEmbedder("hf-hub:skplice-tests/no-such-clip", device="cpu")._bundle
+    started = time.monotonic()
+    with pytest.raises(OSError, match=f"{unreachable_hub} could not be reached") as info:
+        load()
+    assert time.monotonic() - started < 15  # huggingface_hub's retries took 40 s and more
+    assert "only the local cache was searched" in str(info.value)
+    assert constants.HF_HUB_OFFLINE is False and "HF_HUB_OFFLINE" not in os.environ
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
@@ -802,3 +839,12 @@ def test_text_embedder_model_errors(no_network_hf, tmp_path):
         TextEmbedder(tmp_path / "nowhere").transform(["a"])
     with pytest.raises(OSError, match=r"(?s)Could not load .*skplice-no-such-model.*save\("):
         TextEmbedder("skplice-tests/skplice-no-such-model", device="cpu").transform(["a"])
+
+
+@pytest.mark.parametrize("method", ["fit", "transform", "fit_transform", "encode_text"])
+def test_a_single_text_error_names_the_method_called(minilm_path, method):
+    embedder = TextEmbedder(minilm_path, device="cpu")
+    shown = "fit" if method == "fit_transform" else method  # fit_transform fits first
+    message = rf"got a single string.*{shown}\(\[.a photo of a dog.\]\)"
+    with pytest.raises(TypeError, match=message):
+        getattr(embedder, method)("a dog")

@@ -168,14 +168,21 @@ def test_clip_image_oom_with_skipped_images(tiny_clip, images, monkeypatch):
 
 def test_clip_text_oom_retries(tiny_clip, monkeypatch):
     embedder = CLIPEmbedder(tiny_clip, pretrained=None, device="cpu", batch_size=8)
-    texts = [f"a photo of thing number {i}" for i in range(19)]
-    expected = clone(embedder).set_params(batch_size=2).encode_text(texts)
+    words = "one two three four five six seven eight nine ten eleven twelve cat dog car tree"
+    texts = [f"a photo of thing {word}" for word in [*words.split(), "sky", "sea", "road"]]
+    # 19 texts of 7 tokens (start, 5 words, end), batched by tokens: a pass holds
+    # batch_size texts' worth of the 16-token context, 2 of these per unit of batch_size
+    # (see skplice._text_context).
+    expected = clone(embedder).set_params(batch_size=1).encode_text(texts)
     model = embedder._bundle().model
-    encode = FailAbove(model.encode_text, limit=3)
-    monkeypatch.setattr(model, "encode_text", encode)
-    with pytest.warns(BatchSizeReducedWarning):
+    forward = FailAbove(model.transformer.forward, limit=3, size_of=rows_of_first)
+    monkeypatch.setattr(model.transformer, "forward", forward)
+    with pytest.warns(BatchSizeReducedWarning) as record:
         X = embedder.encode_text(texts)
-    assert encode.sizes[:3] == [8, 4, 2] and max(encode.sizes[3:]) == 2
+    # One warning per halving: 16 -> 8 -> 4 -> 2 texts' worth of tokens per pass.
+    assert [type(w.message) for w in record] == [BatchSizeReducedWarning] * 3
+    assert "Set batch_size=1 or lower" in str(record[-1].message)
+    assert forward.sizes[:4] == [16, 8, 4, 2] and max(forward.sizes[4:]) == 2
     np.testing.assert_array_equal(X, expected)
 
 

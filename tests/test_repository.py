@@ -1,5 +1,6 @@
 """Repository hygiene: CI runs the README's command, and the code passes ruff."""
 
+import importlib
 import re
 import shutil
 import subprocess
@@ -50,3 +51,39 @@ def test_ruff(args):
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_one_variable_names_the_shared_data(monkeypatch, tmp_path):
+    """Tests, examples and benchmarks find the shared vocabularies through one variable,
+    which the README's contributor notes name."""
+    retired = ("SKPLICE_TEST_VOCAB_DIR", "SKPLICE_VOCAB_DIR")
+    mentions = [
+        str(path.relative_to(ROOT))
+        for folder in ("skplice", "tests", "examples", "benchmarks", "docs")
+        for path in (ROOT / folder).rglob("*")
+        if path.suffix in {".py", ".rst", ".md", ".cfg", ".toml"}
+        and path != Path(__file__)
+        and any(name in path.read_text(encoding="utf-8") for name in retired)
+    ]
+    for name in ("README.md", "setup.cfg", "pyproject.toml"):
+        if any(variable in (ROOT / name).read_text(encoding="utf-8") for variable in retired):
+            mentions.append(name)
+    assert mentions == []
+    assert "SKPLICE_SHARED_DATA" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+    shared = tmp_path / "shared-data"
+    (shared / "vocab").mkdir(parents=True)
+    for name in ("laion.txt", "laion_bigrams.txt", "mscoco.txt"):
+        (shared / "vocab" / name).write_text("dog\ncat\n")
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    monkeypatch.syspath_prepend(str(ROOT))
+    offline = importlib.import_module("_offline")
+    data = importlib.import_module("benchmarks._data")  # before the variable: its VOCAB_DIR
+    monkeypatch.setenv("SKPLICE_SHARED_DATA", str(shared))  # stays right for other tests
+    assert offline._vocabulary_folder() == shared / "vocab"
+    assert data.shared_vocab_dir() == shared / "vocab"
+
+
+def test_readme_says_how_to_install_a_cpu_only_torch():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "--index-url https://download.pytorch.org/whl/cpu" in " ".join(readme.split())

@@ -6,8 +6,11 @@ modified; and the memory layout of an input never changes a result.
 """
 
 import copy
+import os
+import pickle
 import re
 import warnings
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -16,10 +19,20 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
-from skplice import CLIPEmbedder, SpLiCETransformer, transform_batches
-from skplice.exceptions import ImageLoadError
+from skplice import (
+    CLIPEmbedder,
+    ConceptEditor,
+    SpLiCETransformer,
+    ZeroShotClassifier,
+    encode_concepts,
+    load_vocabulary,
+    sparsity_sweep,
+    transform_batches,
+)
+from skplice.exceptions import ImageLoadError, SkippedImagesWarning
 
 SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -144,6 +157,95 @@ def test_results_depend_on_direction_only(X, k):
         splice.transform(scaled).toarray(), splice.transform(X).toarray()
     )
     np.testing.assert_array_equal(clone_fit(splice, scaled).image_mean_, splice.image_mean_)
+
+
+class HashedPrompts:
+    """A toy text encoder: a fixed random vector per text, times ``scale``."""
+
+    def __init__(self, n_features, scale=1.0):
+        self.n_features, self.scale = n_features, scale
+
+    def encode_text(self, texts):
+        seeds = [int.from_bytes(text.encode()[:8].ljust(8, b"\0"), "little") for text in texts]
+        rows = [np.random.default_rng(seed).normal(size=self.n_features) for seed in seeds]
+        return np.array(rows) * self.scale
+
+
+@pytest.mark.parametrize(
+    ("dtype", "scale"),
+    [(np.float32, 1e20), (np.float32, 1e-30), (np.float64, 1e160), (np.float64, 1e-200)],
+)
+def test_zero_shot_and_sweep_depend_on_direction_only(dtype, scale):
+    """Squaring entries near the float range overflows (or underflows) a plain norm: the
+    predictions, probabilities and cosines must still be those of the rows' directions."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 16)).astype(dtype)
+    with np.errstate(over="ignore", under="ignore"):
+        scaled = (X.astype(np.float64) * scale).astype(dtype)
+    assert np.isfinite(scaled).all() and np.all(scaled != 0)
+    classes = ["dog", "cat", "car", "tree", "boat"]
+    clf = ZeroShotClassifier(classes, encoder=HashedPrompts(16)).fit(X)
+    np.testing.assert_array_equal(clf.predict(scaled), clf.predict(X))
+    np.testing.assert_allclose(clf.predict_proba(scaled), clf.predict_proba(X), rtol=1e-4)
+    loud = ZeroShotClassifier(classes, encoder=HashedPrompts(16, scale=1e200)).fit(X)
+    np.testing.assert_allclose(loud.class_embeddings_, clf.class_embeddings_, rtol=1e-12)
+
+    splice = SpLiCETransformer(dictionary=rng.normal(size=(30, 16)), l1=0.1).fit(X)
+    expected = sparsity_sweep(splice, X, l1_values=[0.05, 0.2])
+    got = sparsity_sweep(splice, scaled, l1_values=[0.05, 0.2])
+    np.testing.assert_allclose(got["mean_cosine"], expected["mean_cosine"], rtol=1e-5)
+    assert 0.3 < expected["mean_cosine"].iloc[0] < 1
+
+
+class Echo:
+    """A toy text encoder that records the texts it was given."""
+
+    def __init__(self):
+        self.texts = []
+
+    def encode_text(self, texts):
+        self.texts += texts
+        return np.array([[len(t), t.count("{"), t.count("}"), sum(map(ord, t)) % 97 + 1.0]
+                         for t in texts])  # fmt: skip
+
+
+BAD_TEMPLATES = [
+    ("a {} and {}", r"it has 2 fields \('\{\}', '\{\}'\)"),
+    ("a {} {x}", r"it has 2 fields \('\{\}', '\{x\}'\)"),
+    ("a {} {", "Single '{' encountered"),
+    ("a {} }", "Single '}' encountered"),
+    ("{{}}", "it has 0 fields"),
+    ("a photo", "it has 0 fields"),
+    ("a {0}", r"its field '\{0\}' is not empty"),
+    ("a {!r}", r"its field '\{!r\}' is not empty"),
+]
+
+
+@pytest.mark.parametrize(("template", "problem"), BAD_TEMPLATES)
+@pytest.mark.parametrize("where", ["encode_concepts", "SpLiCETransformer", "ZeroShotClassifier"])
+def test_a_template_needs_exactly_one_empty_field(template, problem, where, skplice_home):
+    encoder = Echo()
+    if where == "encode_concepts":
+        call = partial(encode_concepts, ["dog", "cat"], encoder, template=template)
+    elif where == "SpLiCETransformer":
+        splice = SpLiCETransformer(vocabulary=["dog", "cat", "car"], encoder=encoder,
+                                   template=template)  # fmt: skip
+        call = partial(splice.fit, np.ones((2, 4)))
+    else:
+        clf = ZeroShotClassifier(["dog", "cat"], templates=["a {}", template], encoder=encoder)
+        call = partial(clf.fit, np.ones((2, 4)))
+    with pytest.raises(ValueError, match=r"must contain exactly one '\{\}' where the name goes"):
+        call()
+    with pytest.raises(ValueError, match=problem):
+        call()
+    assert encoder.texts == []  # refused before anything was encoded
+
+
+def test_literal_braces_in_templates_and_names_are_kept(skplice_home):
+    encoder = Echo()
+    encode_concepts(["dog", "{x}"], encoder, template="{{a}} {} }}")
+    ZeroShotClassifier(["cat", "{}"], templates="{{{}}}", encoder=encoder).fit(np.ones((2, 4)))
+    assert encoder.texts == ["{a} dog }", "{a} {x} }", "{cat}", "{{}}"]
 
 
 def clone_fit(estimator, X):
@@ -434,3 +536,190 @@ def test_any_image_array_is_embedded_or_refused_by_position(tiny_embedder, image
         np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, rtol=1e-5)
     for image, original in zip(images, originals, strict=True):
         np.testing.assert_array_equal(image, original)
+
+
+# -- only regular files are opened -------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:No pretrained weights loaded")
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_a_named_pipe_among_image_paths_is_refused_without_opening_it(
+    tiny_embedder, fifo, no_hang, tmp_path, n_jobs
+):
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(photo)
+    embedder = clone(tiny_embedder).set_params(n_jobs=n_jobs)
+    with pytest.raises(ImageLoadError, match=r"image 1 .*named pipe \(FIFO\), not an image file"):
+        no_hang(embedder.transform, [photo, fifo])
+    with pytest.warns(SkippedImagesWarning, match="named pipe") as caught:
+        X, kept = no_hang(embedder.set_params(on_error="skip").embed, [fifo, photo, fifo])
+    np.testing.assert_array_equal(kept, [1])
+    assert [i for i, _, _ in caught[0].message.skipped] == [0, 2]
+    np.testing.assert_array_equal(X, tiny_embedder.transform([photo]))
+
+
+def test_a_device_file_is_refused(tiny_embedder):
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero here")
+    with pytest.raises(ImageLoadError, match="character device"):
+        tiny_embedder.transform(["/dev/zero"])  # an endless stream of zeros
+
+
+# -- a parameter that shaped the fitted state cannot change under it --------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "value"),
+    [
+        ("center", False),
+        ("dictionary", "other"),
+        ("vocabulary", [f"other{i}" for i in range(12)]),
+    ],
+)
+def test_changing_a_state_parameter_after_fit_asks_for_a_refit(change, value):
+    rng = np.random.default_rng(4)
+    X, dictionary = rng.normal(size=(6, 8)), rng.normal(size=(12, 8))
+    names = [f"word{i}" for i in range(12)]
+    splice = SpLiCETransformer(dictionary=dictionary, vocabulary=names, l1=0.1).fit(X)
+    W = splice.transform(X)
+    value = rng.normal(size=(12, 8)) if value == "other" else value
+    splice.set_params(**{change: value})
+    for method, argument in [
+        (splice.transform, X),
+        (splice.inverse_transform, W),
+        (splice.score, X),
+        (splice.partial_fit, X),
+        (partial(splice.regularization_path, l1_values=[0.1]), X),
+    ]:
+        with pytest.raises(NotFittedError, match=rf"parameter {change} changed since fit.*fit"):
+            method(argument)
+    splice.set_params(l1=0.3, batch_size=2, device="cpu", verbose=False)  # not state
+    with pytest.raises(NotFittedError):
+        splice.transform(X)
+    # Setting it back to an equal value (a copy) is no change at all.
+    original = {"center": True, "dictionary": dictionary.copy(), "vocabulary": list(names)}
+    original = original[change]
+    splice.set_params(l1=0.1, **{change: original})
+    np.testing.assert_array_equal(splice.transform(X).toarray(), W.toarray())
+    refit = pickle.loads(pickle.dumps(splice.set_params(**{change: value}).fit(X)))
+    refit.transform(X)  # refitted, and the digests survive a pickle
+
+
+@pytest.mark.parametrize(("change", "value"), [("template", "a {}"), ("vocabulary_size", 5)])
+def test_changing_how_the_vocabulary_was_encoded_asks_for_a_refit(change, value):
+    splice = SpLiCETransformer(vocabulary=["dog", "cat", "car"], encoder=HashedPrompts(8))
+    X = np.random.default_rng(4).normal(size=(6, 8))
+    splice.fit(X).set_params(**{change: value})
+    with pytest.raises(NotFittedError, match=f"parameter {change} changed since fit"):
+        splice.transform(X)
+
+
+def test_parameters_a_given_dictionary_ignores_may_change():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(6, 8))
+    splice = SpLiCETransformer(dictionary=rng.normal(size=(12, 8)), l1=0.1).fit(X)
+    W = splice.transform(X)
+    splice.set_params(encoder=HashedPrompts(8), template="a {}", vocabulary_size=3)
+    np.testing.assert_array_equal(splice.transform(X).toarray(), W.toarray())
+    splice.set_params(dictionary=None)  # now they matter, and the dictionary changed
+    with pytest.raises(NotFittedError, match="parameter dictionary changed"):
+        splice.transform(X)
+
+
+def test_state_parameters_of_the_classifier_and_the_editor(skplice_home):
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(5, 8))
+    clf = ZeroShotClassifier(["dog", "cat"], encoder=HashedPrompts(8)).fit(X)
+    clf.set_params(logit_scale=10.0)  # a prediction setting, not state
+    clf.predict_proba(X)
+    clf.set_params(encoder=HashedPrompts(8))  # another instance of the same class: its type
+    clf.predict_proba(X)  # is all a plain object is known by (its state may hold a model)
+    for change in [{"classes": ["dog", "car"]}, {"templates": "a {}"}, {"encoder": Echo()}]:
+        changed = clone(clf).fit(X).set_params(**change)
+        with pytest.raises(NotFittedError, match=f"parameter {next(iter(change))} changed"):
+            changed.predict(X)
+    W = np.abs(rng.normal(size=(4, 3)))
+    editor = ConceptEditor(remove=["a"], concepts=["a", "b", "c"]).fit(W)
+    editor.set_params(remove=["b"])
+    with pytest.raises(NotFittedError, match="parameter remove changed since fit"):
+        editor.transform(W)
+
+
+@pytest.mark.parametrize("change", ["model", "pretrained", "precision", "normalize"])
+def test_an_encoder_changed_in_place_after_fit_asks_for_a_refit(change, tiny_clip, skplice_home):
+    embedder = CLIPEmbedder(tiny_clip, pretrained=None, device="cpu")
+    splice = SpLiCETransformer(vocabulary=["dog", "cat", "car"], encoder=embedder, l1=0.1)
+    splice.fit(np.random.default_rng(6).normal(size=(3, 32)))
+    splice.set_params(encoder__device="cpu", encoder__batch_size=3)  # how, not what
+    splice.transform(np.ones((1, 32)))
+    value = {"model": "ViT-B-32", "pretrained": "openai", "precision": "bf16",
+             "normalize": False}[change]  # fmt: skip
+    splice.set_params(**{f"encoder__{change}": value})
+    with pytest.raises(NotFittedError, match="parameter encoder changed since fit"):
+        splice.transform(np.ones((1, 32)))
+
+
+# -- concept names, weights ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["dog", "", "car"], r"vocabulary\[1\] is empty or only whitespace"),
+        (["dog", "  \t", "car"], r"vocabulary\[1\] is empty or only whitespace"),
+        (["dog", " dog", "car"], "Concept names must be unique; 1 are repeated: 'dog'"),
+        (["dog", "car ", "car"], "Concept names must be unique; 1 are repeated: 'car'"),
+    ],
+)
+def test_concept_names_of_an_array_dictionary_are_checked_like_a_vocabulary(names, message):
+    splice = SpLiCETransformer(dictionary=np.eye(3), vocabulary=names)
+    with pytest.raises(ValueError, match=message):
+        splice.fit(np.ones((2, 3)))
+    assert not hasattr(splice, "components_")
+    spaced = SpLiCETransformer(dictionary=np.eye(3), vocabulary=[" dog", "cat\n", "car"])
+    assert list(spaced.fit(np.ones((2, 3))).get_feature_names_out()) == ["dog", "cat", "car"]
+
+
+def test_negative_weights_are_refused():
+    rng = np.random.default_rng(7)
+    splice = SpLiCETransformer(dictionary=rng.normal(size=(5, 4)), l1=0.1).fit(
+        rng.normal(size=(6, 4))
+    )
+    W = splice.transform(rng.normal(size=(3, 4))).toarray()
+    W[1, 2] = -0.5
+    for bad in (W, sp.csr_matrix(W)):
+        with pytest.raises(ValueError, match="Negative values in data passed to SpLiCETransform"):
+            splice.inverse_transform(bad)
+        with pytest.raises(ValueError, match="Negative values in data passed to ConceptEditor"):
+            ConceptEditor(concepts=list("abcde")).fit(bad)
+    editor = ConceptEditor(remove=["a"], concepts=list("abcde")).fit(np.abs(W))
+    with pytest.raises(ValueError, match="non-negative"):
+        editor.transform(W)
+
+
+# -- messages quote long paths by their two ends ---------------------------------------------
+
+
+LONG = "/tmp/" + "deep/" * 1000  # 5,005 characters
+
+
+def test_long_paths_are_shortened_in_the_middle_of_messages(tiny_clip):
+    identity = SpLiCETransformer(dictionary="identity").fit(np.ones((2, 2)))
+    cases = [
+        (lambda: load_vocabulary(LONG + "words.txt"), ValueError),
+        (lambda: CLIPEmbedder(tiny_clip, pretrained=LONG + "w.pt").fit(["a.jpg"]), ValueError),
+        (lambda: CLIPEmbedder("local-dir:" + LONG).fit(["a.jpg"]), ValueError),
+        (lambda: transform_batches(identity, LONG + "x.npy"), OSError),
+    ]
+    for call, error in cases:
+        with pytest.raises(error) as info:
+            call()
+        message = str(info.value)
+        assert len(message) < 1000, message[:300]
+        assert "/tmp/deep/" in message and "..." in message, message
+    with pytest.raises(ImageLoadError) as info:
+        CLIPEmbedder(tiny_clip, pretrained=None, device="cpu").transform([LONG + "photo.jpg"])
+    assert len(str(info.value)) < 600 and str(info.value).count("deep/") < 100
+    assert "photo.jpg'" in str(info.value)  # the end of the path, its file name, is kept

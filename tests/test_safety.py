@@ -2,15 +2,26 @@
 and no partial files after an interruption."""
 
 import ast
+import json
+import pickle
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import skplice
-from skplice import CLIPEmbedder, SpLiCETransformer, TextEmbedder, load_vocabulary
+from skplice import (
+    CLIPEmbedder,
+    ConceptEditor,
+    SpLiCETransformer,
+    TextEmbedder,
+    ZeroShotClassifier,
+    load_vocabulary,
+)
 from skplice.dictionary import encode_concepts
+from skplice.exceptions import InconsistentVersionWarning
 
 PACKAGE = Path(skplice.__file__).resolve().parent
 
@@ -119,6 +130,75 @@ def test_a_malicious_checkpoint_is_refused_without_running_its_payload(tiny_clip
     assert marker.exists()
 
 
+@pytest.mark.filterwarnings("ignore:No pretrained weights loaded")
+def test_a_malicious_checkpoint_in_a_local_dir_is_a_clear_error(tiny_clip_config_path, tmp_path):
+    torch = pytest.importorskip("torch")
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    config = json.loads(tiny_clip_config_path.read_text())
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": config}))
+    torch.save({"visual.proj": Payload()}, folder / "open_clip_pytorch_model.bin")
+    embedder = CLIPEmbedder(f"local-dir:{folder}", device="cpu")
+    with pytest.raises(ValueError, match=r"Could not load the open_clip model in folder .*model"):
+        embedder.transform([np.zeros((8, 8, 3), dtype=np.uint8)])
+    (folder / "open_clip_pytorch_model.bin").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match="Could not load the open_clip model in folder"):
+        embedder.transform([np.zeros((8, 8, 3), dtype=np.uint8)])
+    assert not marker.exists()
+
+
+# -- pickles say which skplice wrote them -------------------------------------------------------
+
+
+class LetterCounts:
+    """A picklable toy text encoder."""
+
+    def encode_text(self, texts):
+        return np.array([[len(t), 1.0, t.count("x")] for t in texts])
+
+
+def _public_estimators(tiny_clip, minilm_path):
+    X = np.random.default_rng(0).normal(size=(4, 3))
+    return [
+        SpLiCETransformer(dictionary="identity").fit(X),
+        ZeroShotClassifier({"a": "x", "b": "y"}, encoder=LetterCounts()).fit(X),
+        ConceptEditor(concepts=["a", "b", "c"]).fit(np.abs(X)),
+        CLIPEmbedder(tiny_clip, pretrained=None),
+        TextEmbedder(minilm_path),
+    ]
+
+
+def test_pickles_carry_the_skplice_version_and_a_mismatch_warns(
+    tiny_clip, minilm_path, monkeypatch
+):
+    for estimator in _public_estimators(tiny_clip, minilm_path):
+        name = type(estimator).__name__
+        data = pickle.dumps(estimator)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the same version: silent
+            same = pickle.loads(data)
+        assert vars(same).keys() == vars(estimator).keys()
+        monkeypatch.setattr("skplice._pickle.__version__", "99.0")
+        with pytest.warns(InconsistentVersionWarning) as caught:
+            pickle.loads(data)
+        warning = caught[0].message
+        assert (warning.estimator_name, warning.original_version) == (name, skplice.__version__)
+        assert warning.current_version == "99.0"
+        assert f"{name} written by skplice {skplice.__version__} with skplice 99.0" in str(warning)
+        monkeypatch.undo()
+        state = estimator.__getstate__()
+        del state["_skplice_version"]  # as written by a skplice without the stamp
+        unstamped = object.__new__(type(estimator))
+        with pytest.warns(InconsistentVersionWarning, match="without a skplice version"):
+            unstamped.__setstate__(state)
+
+
 # -- cache paths come from hashes, never from user strings ------------------------------------
 
 
@@ -170,7 +250,7 @@ def test_dictionary_cache_files_are_named_by_hash_inside_the_home(tmp_path, monk
     created = files_under(tmp_path)
     assert len(created) == 2
     for path in created:
-        assert re.fullmatch(r"nested/home/dictionaries/[0-9a-f]{64}\.npy", path), path
+        assert re.fullmatch(r"nested/home/dictionaries/[0-9a-f]{64}\.npz", path), path
 
 
 # -- interruptions leave no partial file ------------------------------------------------------

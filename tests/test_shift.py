@@ -1,5 +1,7 @@
 """Concept shift between a reference and new data, and across time windows."""
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -164,3 +166,29 @@ def test_inputs_are_never_modified(drift, windows):
     concept_shift_over_time(W, week, NAMES)
     for array, copy in zip((reference, new, W, week), copies, strict=True):
         np.testing.assert_array_equal(array, copy)
+
+
+def test_shift_compares_only_matrices_whose_names_agree(drift):
+    """Whichever way names come (DataFrame columns, the concept_names attribute, the
+    argument), a difference anywhere is an error, never a silent comparison."""
+    reference, new = drift
+    other = [*NAMES[:-1], "something else"]
+    carriers = {
+        "csr": named_csr,
+        "csr_array": lambda W, names: _named(sp.csr_array(W), names),
+        "DataFrame": lambda W, names: pd.DataFrame(W, columns=names),
+    }
+    for make_first, make_second in itertools.product(carriers.values(), repeat=2):
+        with pytest.raises(ValueError, match="Concept names differ"):
+            concept_shift(make_first(reference, NAMES), make_second(new, other))
+        with pytest.raises(ValueError, match="Concept names differ"):
+            concept_shift(make_first(reference, NAMES), make_second(new, NAMES), other)
+        with pytest.raises(ValueError, match="Concept names differ"):
+            concept_shift(reference, make_second(new, NAMES), other)
+        same = concept_shift(make_first(reference, NAMES), make_second(new, NAMES))
+        pd.testing.assert_frame_equal(same, concept_shift(reference, new, NAMES))
+
+
+def _named(matrix, names):
+    matrix.concept_names = np.asarray(names, dtype=object)
+    return matrix

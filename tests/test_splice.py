@@ -310,3 +310,10 @@ def test_reconstruction_output_replaces_embeddings(concepts, embeddings):
     out = recon.set_output(transform="pandas").fit_transform(frame)
     assert list(out.columns) == list(frame.columns)
     np.testing.assert_allclose(np.linalg.norm(out.to_numpy(), axis=1), 1.0)
+
+
+def test_score_is_the_same_whatever_the_output(concepts, embeddings):
+    weights = make(concepts).fit(embeddings)
+    reconstruction = clone(weights).set_params(output="reconstruction").fit(embeddings)
+    assert reconstruction.score(embeddings) == weights.score(embeddings)
+    assert 0 < weights.score(embeddings) <= 1

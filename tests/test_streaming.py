@@ -261,3 +261,44 @@ def test_large_memmap_streams_in_bounded_memory(tmp_path):
     control = probe("full")
     assert control["nnz"] == streamed["nnz"]
     assert control["traced"] > 0.9 * size and control["rss"] > 0.9 * size, control
+
+
+def test_a_named_pipe_is_refused_without_opening_it(data, fifo, no_hang):
+    splice = data[-1]
+    with pytest.raises(ValueError, match=r"named pipe \(FIFO\), not a \.npy file"):
+        no_hang(transform_batches, splice, fifo)
+
+
+def file_rss():
+    """Resident memory of this process backed by mapped files, in bytes."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("RssFile:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no RssFile in /proc/self/status")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("source", ["path", "memmap", "memmap_slice"])
+def test_pages_read_through_a_memmap_are_released(tmp_path, source):
+    rows, width = 65_536, 256  # 64 MiB of float32
+    path = tmp_path / "embeddings.npy"
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, width))
+    for start in range(0, rows, 8192):
+        out[start : start + 8192] = start
+    out.flush()
+    del out
+    size = rows * width * 4
+    X = path if source == "path" else np.load(path, mmap_mode="r")
+    if source == "memmap_slice":
+        X = X[1000:]
+    scaler = Normalizer().fit(np.ones((2, width), dtype=np.float32))
+    base = peak = file_rss()
+    n_rows = 0
+    for part in transform_batches(scaler, X, batch_size=2048):  # 2 MiB per batch
+        n_rows += part.shape[0]
+        peak = max(peak, file_rss())
+    assert n_rows == (rows if source != "memmap_slice" else rows - 1000)
+    assert peak - base < size / 8, (peak - base) / 2**20
+    if source != "path":
+        np.testing.assert_array_equal(X[-1], np.full(width, 57344, np.float32))  # still readable

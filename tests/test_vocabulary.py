@@ -3,8 +3,11 @@
 import functools
 import hashlib
 import multiprocessing
+import os
 import socket
 import threading
+import time
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -39,13 +42,26 @@ def unreachable_url():
 
 
 class VocabServer:
-    """Serves the real vocabulary files; `mode` and `barrier` script its misbehaviour."""
+    """Serves the real vocabulary files; `mode` and `barrier` script its misbehaviour.
+
+    Misbehaving modes: "corrupt", "truncate" and "truncate_no_length" change the body;
+    "trickle" sends it one byte every TRICKLE_PAUSE seconds, "trickle_headers" does so
+    from the status line on (both give up after TRICKLE_FOR seconds); "oversized" follows
+    the file with OVERSIZED bytes of padding, announced or not ("oversized_length").
+    `sent` counts the bytes written, and `done` is set when a response ends.
+    """
+
+    TRICKLE_PAUSE = 0.25
+    TRICKLE_FOR = 8.0
+    OVERSIZED = 400 * 2**20
 
     def __init__(self, folder):
         self.files = {f"{name}.txt": (folder / f"{name}.txt").read_bytes() for name in NAMES}
         self.mode = "ok"
         self.barrier = None
         self.requests = []
+        self.sent = 0
+        self.done = threading.Event()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/vocab/"
@@ -67,6 +83,12 @@ class VocabServer:
                     return
                 if server.mode == "corrupt":
                     body = body[:-10] + b"corrupted\n"
+                try:
+                    if server.mode.startswith(("trickle", "oversized")):
+                        self.misbehave(body)
+                        return
+                finally:
+                    server.done.set()
                 self.send_response(200)
                 if server.mode != "truncate_no_length":
                     self.send_header("Content-Length", str(len(body)))
@@ -77,6 +99,40 @@ class VocabServer:
                     self.close_connection = True
                     return
                 self.wfile.write(body)
+
+            def misbehave(self, body):
+                self.close_connection = True
+                try:
+                    if server.mode.startswith("oversized"):
+                        self.oversized(body)
+                    else:
+                        head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n"
+                        if server.mode == "trickle":
+                            self.wfile.write(head.encode())
+                            head = ""
+                        self.trickle(head.encode() + body)
+                except OSError:
+                    pass  # the client hung up: what the test expects
+
+            def trickle(self, data):
+                stop = time.monotonic() + server.TRICKLE_FOR
+                for i in range(len(data)):
+                    if time.monotonic() > stop:
+                        return
+                    self.wfile.write(data[i : i + 1])
+                    server.sent += 1
+                    time.sleep(server.TRICKLE_PAUSE)
+
+            def oversized(self, body):
+                self.send_response(200)
+                if server.mode == "oversized_length":
+                    self.send_header("Content-Length", str(len(body) + server.OVERSIZED))
+                self.end_headers()
+                self.wfile.write(body)
+                padding = b"x" * 2**16
+                for _ in range(server.OVERSIZED // len(padding)):
+                    self.wfile.write(padding)
+                    server.sent += len(padding)
 
             def log_message(self, *args):
                 pass
@@ -160,6 +216,37 @@ def test_failed_write_leaves_no_temp_file(vocab_server, skplice_home, monkeypatc
     assert cache_contents(skplice_home) == []
 
 
+@pytest.mark.parametrize("mode", ["trickle", "trickle_headers"])
+def test_a_trickling_server_cannot_outlast_the_deadline(
+    vocab_server, skplice_home, monkeypatch, mode
+):
+    # Each byte comes well within the per-read timeout; only an overall deadline ends it.
+    monkeypatch.setattr("skplice._download.DEADLINE", 1.0)
+    vocab_server.mode = mode
+    started = time.monotonic()
+    with pytest.raises(VocabularyDownloadError, match=r"did not finish within 1\.0 seconds"):
+        load_vocabulary("mscoco")
+    assert time.monotonic() - started < 3
+    assert 0 < vocab_server.sent < 20
+    assert cache_contents(skplice_home) == []
+
+
+@pytest.mark.parametrize(
+    ("mode", "cause"),
+    [
+        ("oversized", "sent more than the file's 94795 bytes"),
+        ("oversized_length", "announced 419525195 bytes, not the file's 94795"),
+    ],
+)
+def test_an_oversized_body_is_refused_without_reading_it(vocab_server, skplice_home, mode, cause):
+    vocab_server.mode = mode
+    with pytest.raises(VocabularyDownloadError, match=cause):
+        load_vocabulary("mscoco")
+    assert vocab_server.done.wait(10)  # the server gave up: the client hung up early
+    assert vocab_server.sent < VocabServer.OVERSIZED / 10
+    assert cache_contents(skplice_home) == []
+
+
 def test_unreachable_server_names_url_and_manual_placement(skplice_home, monkeypatch):
     url = unreachable_url()
     monkeypatch.setenv(URL_ENV_VAR, url)
@@ -193,6 +280,56 @@ def test_corrupted_cache_file_is_removed_when_download_fails(skplice_home, monke
     with pytest.warns(UserWarning), pytest.raises(VocabularyDownloadError):
         load_vocabulary("mscoco")
     assert not cached.exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_cache_entry_that_is_not_a_file_is_replaced(vocab_server, skplice_home, kind):
+    cached = skplice_home / "vocabularies" / "mscoco.txt"
+    cached.parent.mkdir()
+    cached.mkdir() if kind == "folder" else os.mkfifo(cached)
+    with pytest.warns(UserWarning, match="named pipe|folder"):
+        vocab = load_vocabulary("mscoco")
+    assert len(vocab) == 12_832
+    assert sha256(cached) == _NAMED["mscoco"].sha256
+
+
+def test_read_only_home_downloads_without_caching(vocab_server, skplice_home, read_only):
+    read_only(skplice_home)
+    with pytest.warns(UserWarning, match=r"cannot be written.*cache is disabled") as caught:
+        first = load_vocabulary("mscoco")
+        second = load_vocabulary("mscoco")
+    assert sum("cache is disabled" in str(w.message) for w in caught) == 1
+    assert first == second and len(first) == 12_832
+    assert len(vocab_server.requests) == 2
+    assert list(skplice_home.iterdir()) == []
+
+
+def test_read_only_vocabularies_folder_downloads_without_caching(
+    vocab_server, skplice_home, read_only
+):
+    (skplice_home / "vocabularies").mkdir()
+    read_only(skplice_home / "vocabularies")
+    with pytest.warns(UserWarning, match="cache is disabled"):
+        assert len(load_vocabulary("mscoco")) == 12_832
+    assert cache_contents(skplice_home) == []
+
+
+def test_a_read_only_cache_is_still_read(vocab_home, read_only, monkeypatch):
+    monkeypatch.setenv(URL_ENV_VAR, unreachable_url())
+    read_only(vocab_home / "vocabularies")
+    read_only(vocab_home)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(load_vocabulary("mscoco")) == 12_832
+
+
+def test_a_file_where_the_cache_folder_should_be_is_named(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "vocabularies").write_text("not a folder")
+    monkeypatch.setenv("SKPLICE_HOME", str(home))
+    with pytest.raises(NotADirectoryError, match=r"vocabularies is a file.*SKPLICE_HOME"):
+        load_vocabulary("mscoco")
 
 
 def test_hand_placed_file_is_used(vocab_home, monkeypatch):
@@ -343,6 +480,9 @@ def test_unknown_name_lists_valid_names(tmp_path, monkeypatch):
     for name in NAMES:
         assert repr(name) in str(info.value)
     assert str(tmp_path / "laoin") in str(info.value)
+    assert str(info.value).endswith("did you mean 'laion'?")
+    with pytest.raises(ValueError, match=r"found at .*animals\.txt\.$"):  # no guess
+        load_vocabulary("words/animals.txt")
 
 
 @pytest.mark.parametrize("vocabulary", [[], ["", "  "], ()])

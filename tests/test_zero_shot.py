@@ -199,7 +199,7 @@ def test_labels_must_be_classes(toy, y, message):
         ({"classes": ["cat", ""]}, ValueError, "Class '' needs one or more"),
         ({"classes": ["cat", 3]}, ValueError, "Class 3 needs one or more"),
         ({"classes": np.array([["cat", "dog"]])}, ValueError, "one-dimensional"),
-        ({"templates": "a photo"}, ValueError, "placeholder"),
+        ({"templates": "a photo"}, ValueError, "must contain exactly one"),
         ({"templates": []}, ValueError, "templates is empty"),
         ({"logit_scale": 0.0}, InvalidParameterError, "logit_scale"),
         ({"encoder": "clip"}, InvalidParameterError, "encoder"),
