@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from benchmarks._data import CACHE_DIR, KINDS, load_problem
 from benchmarks._measure import MB, measure, run_isolated
-from benchmarks._methods import DEFAULT_SUBSET, LABELS, METHODS
+from benchmarks._methods import DEFAULT_SUBSET, LABELS, METHODS, missing
 from benchmarks._report import RESULTS_DIR, accuracy, save, to_text
 
 FULL_GRID = {
@@ -139,6 +139,9 @@ def run_setting(kind, n_samples, n_concepts, d, l1, args):
         problem = {"C": C, "Z": Z, "D_raw": D_raw, "X_raw": X_raw}
         for method in tqdm(args.methods, desc=f"{kind} n={n_samples} k={n_concepts}", leave=False):
             n_run = min(n_samples, args.subset.get(method) or n_samples)
+            if skipped := missing(method):
+                rows.append((method, {"method": LABELS[method], "samples": 0, "note": skipped}))
+                continue
             if args.in_process:
                 result, memory = measure(method, problem, l1, opts, n_run, memory=False)
             else:
@@ -150,6 +153,8 @@ def run_setting(kind, n_samples, n_concepts, d, l1, args):
                 "samples": n_run,
                 "wall (s)": result.seconds,
                 "samples/s": n_run / result.seconds,
+                "first call (s)": result.first_seconds,
+                "cpu (s)": result.cpu_seconds,
                 "iters": result.iters,
                 **memory,
             }
@@ -161,8 +166,8 @@ def run_setting(kind, n_samples, n_concepts, d, l1, args):
             rows.append((method, row))
     table = pd.DataFrame([row for _, row in rows], index=[method for method, _ in rows])
     table = table.join(accuracy(solutions, C, Z, l1))
-    columns = ["method", "samples", "wall (s)", "samples/s", "mean rel gap", "max rel gap"]
-    columns += ["mean l0", "same support", "iters"]
+    columns = ["method", "samples", "wall (s)", "samples/s", "first call (s)", "cpu (s)"]
+    columns += ["mean rel gap", "max rel gap", "mean l0", "same support", "iters"]
     columns += [c for c in table.columns if c not in [*columns, "note"]] + ["note"]
     return table[columns]
 
@@ -173,7 +178,7 @@ def title(kind, n_samples, n_concepts, d, l1, args):
     square = n_concepts**2 * np.dtype(args.dtype).itemsize / MB
     return (
         f"## {kind} dictionary: n_samples={n_samples}, n_concepts={n_concepts}, d={d}, "
-        f"l1={l1} ({args.dtype}, {args.device})\n\n"
+        f"l1={l1} ({args.dtype}, {args.device}, threads: {args.threads or 'default'})\n\n"
         f"skplice memory bound 4*(n_concepts*d + batch*n_concepts) floats = {bound:,.0f} MB "
         f"(batch={batch}; 'peak / bound' divides skplice's torch peak by it); one "
         f"n_concepts x n_concepts matrix = {square:,.0f} MB. "
