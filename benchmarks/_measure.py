@@ -168,8 +168,11 @@ def measure(method, problem, l1, opts, n_samples, *, memory=True):
 
 
 def _warm(method, problem, l1, opts, first):
-    """The median-time run of WARM_RUNS more (one for slow methods), with the first's time."""
-    n_runs = WARM_RUNS if first.seconds <= SLOW_SECONDS else 1
+    """The median-time run of WARM_RUNS more (one for slow methods), with the first's time.
+
+    ``opts["warm_runs"]``, when given, replaces WARM_RUNS.
+    """
+    n_runs = opts.get("warm_runs", WARM_RUNS) if first.seconds <= SLOW_SECONDS else 1
     runs = sorted(
         (METHODS[method](problem, l1, opts) for _ in range(n_runs)),
         key=lambda result: result.seconds,

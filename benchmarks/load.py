@@ -29,7 +29,12 @@ from benchmarks._data import load_problem
 from benchmarks._measure import run_isolated
 from benchmarks._methods import LABELS, METHODS, missing
 from benchmarks._report import save, to_text
-from benchmarks.solvers import add_common_arguments, check_device, options
+from benchmarks.solvers import (
+    add_common_arguments,
+    add_warm_runs_argument,
+    check_device,
+    options,
+)
 
 DEFAULT_METHODS = ["floor", "transformer", "active_set", "spams_cholesky", "spams"]
 REFERENCE = "spams_cholesky"
@@ -50,6 +55,7 @@ def parse_args(argv=None):
         "--busy", nargs="+", type=int, default=[0, 1], help="busy-loop processes beside it"
     )
     add_common_arguments(parser)
+    add_warm_runs_argument(parser)
     args = parser.parse_args(argv)
     check_device(parser, args.device)
     return args

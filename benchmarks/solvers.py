@@ -51,6 +51,17 @@ def add_common_arguments(parser, batch_size=True):
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
 
 
+def add_warm_runs_argument(parser):
+    """``--warm-runs``: how every method is timed after its first call."""
+    parser.add_argument(
+        "--warm-runs",
+        type=int,
+        default=3,
+        help="timed runs after the first call, whose median is reported (1 for methods "
+        "whose first call took over 10 s)",
+    )
+
+
 def check_device(parser, device):
     """Refuse a CUDA device torch cannot see, with a clear message."""
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
@@ -70,6 +81,7 @@ def options(args):
         "batch_size": args.batch_size,
         "seed": args.seed,
         "threads": args.threads,
+        "warm_runs": getattr(args, "warm_runs", 3),
     }
 
 
@@ -96,6 +108,7 @@ def parse_args(argv=None):
         help="run methods in this process (faster; no memory measurement)",
     )
     add_common_arguments(parser)
+    add_warm_runs_argument(parser)
     args = parser.parse_args(argv)
     check_device(parser, args.device)
     subset = dict(DEFAULT_SUBSET)

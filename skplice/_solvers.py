@@ -35,6 +35,9 @@ import torch
 # Rows per chunk when gathering working-set dictionary rows: keeps the gathered
 # (chunk, m, n_features) block in cache, which halves the cost of the Gram matrices.
 _GATHER_CHUNK = 64
+# On a GPU, where each chunk costs a few kernel launches, chunks are as large as this
+# many gathered float64 entries (128 MB) allow.
+_DEVICE_GATHER_ENTRIES = 2**24
 # Working-set size of the first, approximate round of a cold start.
 _FIRST_WORKING_SET = 32
 # Working-set sizes are multiples of this, so that rows share groups.
@@ -418,8 +421,11 @@ def _working_set_gram(C64, working, z64, known_gram, known_corr):
     corr = torch.empty(rows, size, dtype=torch.float64, device=C64.device)
     gram[:, :old, :old] = known_gram
     corr[:, :old] = known_corr
-    for start in range(0, rows, _GATHER_CHUNK):
-        stop = start + _GATHER_CHUNK
+    step = _GATHER_CHUNK
+    if C64.device.type != "cpu":
+        step = max(step, _DEVICE_GATHER_ENTRIES // (size * C64.shape[1]))
+    for start in range(0, rows, step):
+        stop = start + step
         chunk = working[start:stop]
         # index_select is several times faster than advanced indexing on CPU.
         block = C64.index_select(0, chunk.reshape(-1)).view(*chunk.shape, -1)

@@ -9,6 +9,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--kind", "synthetic", "--n-samples", "40", "--n-concepts", "400", "--d", "32"]
+TINY += ["--warm-runs", "1"]
 
 
 @pytest.fixture
@@ -23,6 +24,7 @@ def bench(monkeypatch, tmp_path):
     return load
 
 
+@pytest.mark.slow
 def test_solvers_table_and_agreement(bench, tmp_path):
     solvers, dirs = bench("solvers")
     # float64: FISTA does not reach tol=1e-6 in float32 and would run 20,000 iterations.
@@ -74,6 +76,7 @@ def test_summary_has_one_line_per_setting_with_rates_from_the_tables(bench, tmp_
     assert '"vs Lasso"' in rst and '"vs sparse_encode"' not in rst  # a column nobody ran
 
 
+@pytest.mark.slow
 def test_isolated_run_measures_memory(bench):
     solvers, dirs = bench("solvers")
     table = solvers.main([*TINY, "--methods", "active_set", "--threads", "1", *dirs])

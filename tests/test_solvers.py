@@ -111,10 +111,12 @@ def test_rows_do_not_depend_on_their_batch(solver):
     together, _ = solve(Z, C, 0.1, solver=solver)
     permutation = rng.permutation(40)
     shuffled, _ = solve(Z[permutation], C, 0.1, solver=solver)
-    one_by_one = np.vstack([solve(Z[i : i + 1], C, 0.1, solver=solver)[0] for i in range(40)])
+    # FISTA runs hundreds of iterations per call: one row in five is solved alone.
+    alone = range(0, 40, 5 if solver == "fista" else 1)
+    one_by_one = np.vstack([solve(Z[i : i + 1], C, 0.1, solver=solver)[0] for i in alone])
     halves = np.vstack([solve(part, C, 0.1, solver=solver)[0] for part in (Z[:17], Z[17:])])
     np.testing.assert_allclose(shuffled, together[permutation], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(one_by_one, together, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(one_by_one, together[list(alone)], rtol=0, atol=1e-9)
     np.testing.assert_allclose(halves, together, rtol=0, atol=1e-9)
 
 
@@ -144,16 +146,18 @@ def test_duplicate_concepts_are_handled():
 def test_warm_start_keeps_supports_larger_than_a_working_set():
     # Starting from a small l1 whose supports exceed 64 concepts (two working-set size
     # steps), every previous support stays whole: the first round then sees it all.
+    # (Supports of 180-220 of d = 256: far enough from d that cold starts converge in a
+    # few rounds; near d, as l1 = 0.005 with 3,000 concepts gave, this took 10-400 s.)
     rng = np.random.default_rng(17)
-    C = torch.from_numpy(random_dictionary(rng, 3000, 256))
-    Z = torch.from_numpy(signals(rng, C.numpy(), 12, n_active=120, noise=0.5))
-    previous = nonnegative_lasso(Z, C, 0.005, tol=1e-9)
+    C = torch.from_numpy(random_dictionary(rng, 1500, 256))
+    Z = torch.from_numpy(signals(rng, C.numpy(), 8, n_active=120, noise=0.5))
+    previous = nonnegative_lasso(Z, C, 0.03, tol=1e-9)
     support = (previous.values > 0).sum(dim=1)
     assert previous.converged.all() and support.min() > 64
-    warm = nonnegative_lasso(Z, C, 0.004, tol=1e-9, init=previous)
-    cold = nonnegative_lasso(Z, C, 0.004, tol=1e-9)
+    warm = nonnegative_lasso(Z, C, 0.024, tol=1e-9, init=previous)
+    cold = nonnegative_lasso(Z, C, 0.024, tol=1e-9)
     assert warm.converged.all()
-    torch.testing.assert_close(warm.to_dense(3000), cold.to_dense(3000), rtol=0, atol=1e-8)
+    torch.testing.assert_close(warm.to_dense(1500), cold.to_dense(1500), rtol=0, atol=1e-8)
     # A cold start grows each working set 32 concepts per round; a warm one starts whole.
     assert warm.n_iter.sum() < cold.n_iter.sum() / 4
 
@@ -343,3 +347,19 @@ def test_concurrent_calls_from_threads_agree_with_one_call():
     for alone, together in zip(one_at_a_time, concurrent, strict=True):
         np.testing.assert_array_equal(together, alone)
     np.testing.assert_allclose(np.vstack(concurrent), solve(Z, C, 0.1)[0], rtol=0, atol=1e-12)
+
+
+def test_gram_gather_chunks_do_not_change_results(monkeypatch):
+    # The working-set Gram matrices are built a chunk of rows at a time: 64 rows on a
+    # CPU (cache), many more on a GPU (kernel launches). Chunks change no solution.
+    import skplice._solvers as solvers
+
+    rng = np.random.default_rng(15)
+    C = correlated_dictionary(rng, 400, 32)
+    Z = signals(rng, C, 50, n_active=10)
+    results = []
+    for chunk in (3, 64, 10_000):
+        monkeypatch.setattr(solvers, "_GATHER_CHUNK", chunk)
+        results.append(solve(Z, C, 0.05, tol=1e-9)[0])
+    np.testing.assert_allclose(results[0], results[1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(results[2], results[1], rtol=0, atol=1e-12)
