@@ -8,7 +8,7 @@ method and reports the growth of its resident set size over the baseline, the la
 - the RSS of the worker plus its children (joblib workers), sampled every 50 ms;
 
 and on CUDA ``torch.cuda.max_memory_allocated`` over the allocated baseline (all on the
-first, cold call; methods in ``WARM_RUNS`` are then timed warm). RSS also
+first, cold call). Every method is then timed warm the same way (``_warm``). RSS also
 counts memory the C allocator keeps after a free, so for skplice's methods the worker
 then solves one batch again under the torch profiler and reports what torch allocated
 (``torch_allocations``): its peak, and the largest allocation of a single op.
@@ -37,11 +37,12 @@ ROOT = Path(__file__).resolve().parent.parent
 MB = 2**20
 # skplice methods whose torch allocations are profiled (FISTA's 20,000 iterations are not).
 PROFILED = ("active_set", "transformer")
-# Fast methods are timed warm, like the floor: the median of this many runs after the
-# first, measured, one. A fresh process pays page faults on its first large blocks (the
-# C allocator returns them to the system until frees raise its threshold); the first
-# call's time is given in the note.
-WARM_RUNS = {"active_set": 3, "transformer": 3}
+# Every method is timed the same way: the median of WARM_RUNS runs after the first,
+# measured, one (a fresh process pays page faults on its first large blocks, and
+# libraries warm their caches), and the first call's time is reported beside it. A
+# method whose first call took more than SLOW_SECONDS runs once more only.
+WARM_RUNS = 3
+SLOW_SECONDS = 10.0
 
 
 def _max_rss_bytes():
@@ -167,19 +168,18 @@ def measure(method, problem, l1, opts, n_samples, *, memory=True):
 
 
 def _warm(method, problem, l1, opts, first):
-    """The median-time run of ``WARM_RUNS[method]`` more, noting the first call's time.
+    """The median-time run of WARM_RUNS more (one for slow methods), with the first's time.
 
-    Methods not in WARM_RUNS keep their first, measured, run.
+    ``opts["warm_runs"]``, when given, replaces WARM_RUNS.
     """
-    if method not in WARM_RUNS:
-        return first
+    n_runs = opts.get("warm_runs", WARM_RUNS) if first.seconds <= SLOW_SECONDS else 1
     runs = sorted(
-        (METHODS[method](problem, l1, opts) for _ in range(WARM_RUNS[method])),
+        (METHODS[method](problem, l1, opts) for _ in range(n_runs)),
         key=lambda result: result.seconds,
     )
     median = runs[len(runs) // 2]
-    warm = f"median of {len(runs)} warm runs; first call {first.seconds:.3g} s"
-    median.note = "; ".join(filter(None, [median.note, warm]))
+    median.first_seconds = first.seconds
+    median.note = "; ".join(filter(None, [median.note, f"median of {n_runs} warm runs"]))
     return median
 
 
@@ -215,6 +215,8 @@ def _worker(spec):
         "seconds": result.seconds,
         "iters": result.iters,
         "note": result.note,
+        "cpu_seconds": result.cpu_seconds,
+        "first_seconds": result.first_seconds,
         "memory": memory,
     }
     out.with_suffix(".json").write_text(json.dumps(meta))

@@ -33,6 +33,9 @@ def accuracy(solutions, C, Z, l1):
     relative objective gap, the mean number of non-zeros and the fraction of samples whose
     support (weights > SUPPORT_EPS) equals the best solution's.
     """
+    columns = ["mean rel gap", "max rel gap", "mean l0", "same support"]
+    if not solutions:
+        return pd.DataFrame(columns=columns, dtype=float)
     objectives = {name: objective(W, C, Z, l1) for name, W in solutions.items()}
     supports = {name: _supports(W) for name, W in solutions.items()}
     n = max(len(f) for f in objectives.values())
@@ -58,6 +61,8 @@ def accuracy(solutions, C, Z, l1):
 
 FORMATS = {
     "wall (s)": "{:.3g}",
+    "first call (s)": "{:.3g}",
+    "cpu (s)": "{:.3g}",
     "samples/s": "{:,.4g}",
     "mean rel gap": "{:.1e}",
     "max rel gap": "{:.1e}",

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from benchmarks._data import CACHE_DIR, KINDS, load_problem
 from benchmarks._measure import MB, measure, run_isolated
-from benchmarks._methods import DEFAULT_SUBSET, LABELS, METHODS
+from benchmarks._methods import DEFAULT_SUBSET, LABELS, METHODS, missing
 from benchmarks._report import RESULTS_DIR, accuracy, save, to_text
 
 FULL_GRID = {
@@ -51,6 +51,17 @@ def add_common_arguments(parser, batch_size=True):
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
 
 
+def add_warm_runs_argument(parser):
+    """``--warm-runs``: how every method is timed after its first call."""
+    parser.add_argument(
+        "--warm-runs",
+        type=int,
+        default=3,
+        help="timed runs after the first call, whose median is reported (1 for methods "
+        "whose first call took over 10 s)",
+    )
+
+
 def check_device(parser, device):
     """Refuse a CUDA device torch cannot see, with a clear message."""
     if torch.device(device).type == "cuda" and not torch.cuda.is_available():
@@ -70,6 +81,7 @@ def options(args):
         "batch_size": args.batch_size,
         "seed": args.seed,
         "threads": args.threads,
+        "warm_runs": getattr(args, "warm_runs", 3),
     }
 
 
@@ -96,6 +108,7 @@ def parse_args(argv=None):
         help="run methods in this process (faster; no memory measurement)",
     )
     add_common_arguments(parser)
+    add_warm_runs_argument(parser)
     args = parser.parse_args(argv)
     check_device(parser, args.device)
     subset = dict(DEFAULT_SUBSET)
@@ -139,6 +152,9 @@ def run_setting(kind, n_samples, n_concepts, d, l1, args):
         problem = {"C": C, "Z": Z, "D_raw": D_raw, "X_raw": X_raw}
         for method in tqdm(args.methods, desc=f"{kind} n={n_samples} k={n_concepts}", leave=False):
             n_run = min(n_samples, args.subset.get(method) or n_samples)
+            if skipped := missing(method):
+                rows.append((method, {"method": LABELS[method], "samples": 0, "note": skipped}))
+                continue
             if args.in_process:
                 result, memory = measure(method, problem, l1, opts, n_run, memory=False)
             else:
@@ -150,6 +166,8 @@ def run_setting(kind, n_samples, n_concepts, d, l1, args):
                 "samples": n_run,
                 "wall (s)": result.seconds,
                 "samples/s": n_run / result.seconds,
+                "first call (s)": result.first_seconds,
+                "cpu (s)": result.cpu_seconds,
                 "iters": result.iters,
                 **memory,
             }
@@ -161,8 +179,8 @@ def run_setting(kind, n_samples, n_concepts, d, l1, args):
             rows.append((method, row))
     table = pd.DataFrame([row for _, row in rows], index=[method for method, _ in rows])
     table = table.join(accuracy(solutions, C, Z, l1))
-    columns = ["method", "samples", "wall (s)", "samples/s", "mean rel gap", "max rel gap"]
-    columns += ["mean l0", "same support", "iters"]
+    columns = ["method", "samples", "wall (s)", "samples/s", "first call (s)", "cpu (s)"]
+    columns += ["mean rel gap", "max rel gap", "mean l0", "same support", "iters"]
     columns += [c for c in table.columns if c not in [*columns, "note"]] + ["note"]
     return table[columns]
 
@@ -173,7 +191,7 @@ def title(kind, n_samples, n_concepts, d, l1, args):
     square = n_concepts**2 * np.dtype(args.dtype).itemsize / MB
     return (
         f"## {kind} dictionary: n_samples={n_samples}, n_concepts={n_concepts}, d={d}, "
-        f"l1={l1} ({args.dtype}, {args.device})\n\n"
+        f"l1={l1} ({args.dtype}, {args.device}, threads: {args.threads or 'default'})\n\n"
         f"skplice memory bound 4*(n_concepts*d + batch*n_concepts) floats = {bound:,.0f} MB "
         f"(batch={batch}; 'peak / bound' divides skplice's torch peak by it); one "
         f"n_concepts x n_concepts matrix = {square:,.0f} MB. "

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,30 @@ import pytest
 # Nothing in the test suite may reach a model hub: real users have internet, CI does not.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _one_thread_per_worker():
+    """Under pytest-xdist, run each worker's torch, OpenMP and BLAS on one thread.
+
+    ``-n auto`` starts one worker per core; with every worker's thread pools on every
+    core the suite oversubscribed itself (62 minutes on a loaded 2-core machine, 13.7
+    with one thread per worker). The variables reach the libraries loaded later and the
+    processes tests start (the CLI, benchmark workers, dask clusters); torch and BLAS
+    libraries already loaded are limited directly. A variable the user set is kept.
+    """
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    threads = int(os.environ["OMP_NUM_THREADS"])
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    if "numpy" in sys.modules:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads)
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _one_thread_per_worker()
 
 
 # ---------------------------------------------------------------------------------------

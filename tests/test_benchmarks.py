@@ -9,6 +9,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--kind", "synthetic", "--n-samples", "40", "--n-concepts", "400", "--d", "32"]
+TINY += ["--warm-runs", "1"]
 
 
 @pytest.fixture
@@ -23,23 +24,31 @@ def bench(monkeypatch, tmp_path):
     return load
 
 
+@pytest.mark.slow
 def test_solvers_table_and_agreement(bench, tmp_path):
     solvers, dirs = bench("solvers")
     # float64: FISTA does not reach tol=1e-6 in float32 and would run 20,000 iterations.
     args = [*TINY, "--l1", "0.2", "--in-process", "--threads", "1", "--dtype", "float64"]
     table = solvers.main([*args, "--subset", "admm=10", "lasso=20", "fista=10", *dirs])
 
-    expected = ["method", "samples", "wall (s)", "samples/s", "mean rel gap", "max rel gap"]
-    expected += ["mean l0", "same support", "iters", "peak RSS (MB)", "torch peak (MB)"]
-    expected += ["largest op alloc (MB)", "peak / bound", "note"]
+    expected = ["method", "samples", "wall (s)", "samples/s", "first call (s)", "cpu (s)"]
+    expected += ["mean rel gap", "max rel gap", "mean l0", "same support", "iters"]
+    expected += ["peak RSS (MB)", "torch peak (MB)", "largest op alloc (MB)", "peak / bound"]
     assert list(table.columns[: len(expected)]) == expected
+    assert "note" in table.columns
     assert len(table) == len(solvers.METHODS)
     assert table.set_index("method")["samples"].to_dict()[solvers.LABELS["admm"]] == 10
-    solved = table[table["method"] != solvers.LABELS["floor"]]
+    # Optional peers that are not installed are skipped with a note; the others ran.
+    skipped = table["samples"] == 0
+    assert table.loc[skipped, "note"].str.startswith("skipped: pip install").all()
+    ran = table[~skipped]
+    solved = ran[ran["method"] != solvers.LABELS["floor"]]
     # Every method solves the same problem: objectives agree with the best found.
     assert (solved["max rel gap"] < 1e-5).all(), solved[["method", "max rel gap"]]
     assert (solved["mean l0"] > 0).all()
-    assert (table["wall (s)"] > 0).all()
+    # Every method is timed alike: a first call, then the median of warm runs.
+    assert (ran["wall (s)"] > 0).all() and (ran["first call (s)"] > 0).all()
+    assert ran["note"].str.contains("warm runs").all()
     written = {p.name for p in (tmp_path / "results").iterdir()}
     assert {"solvers-synthetic-n40-k400-d32-l1_0.2-cpu.csv"} <= written
 
@@ -67,6 +76,7 @@ def test_summary_has_one_line_per_setting_with_rates_from_the_tables(bench, tmp_
     assert '"vs Lasso"' in rst and '"vs sparse_encode"' not in rst  # a column nobody ran
 
 
+@pytest.mark.slow
 def test_isolated_run_measures_memory(bench):
     solvers, dirs = bench("solvers")
     table = solvers.main([*TINY, "--methods", "active_set", "--threads", "1", *dirs])
@@ -75,6 +85,39 @@ def test_isolated_run_measures_memory(bench):
     # skplice never allocates an n_concepts x n_concepts (400 x 400) matrix.
     assert 0 < active_set["largest op alloc (MB)"] < 400 * 400 * 4 / 2**20
     assert active_set["peak / bound"] > 0
+
+
+def test_a_missing_optional_peer_is_skipped_with_how_to_install_it(bench, monkeypatch):
+    solvers, dirs = bench("solvers")
+    methods = importlib.import_module("benchmarks._methods")
+    monkeypatch.setitem(methods.OPTIONAL, "celer", ("no_such_module_x", "pip install celer"))
+    args = [*TINY, "--in-process", "--threads", "1", "--methods", "floor", "celer"]
+    table = solvers.main([*args, *dirs]).set_index("method")
+    assert table.loc[solvers.LABELS["celer"], "note"] == "skipped: pip install celer"
+    assert table.loc[solvers.LABELS["celer"], "samples"] == 0
+    assert table.loc[solvers.LABELS["floor"], "wall (s)"] > 0
+
+
+@pytest.mark.parametrize("method", ["spams", "spams_cholesky", "spams_gram", "celer", "skglm"])
+def test_peers_solve_the_same_problem_as_lasso(bench, method):
+    """The penalty conversions (lambda1 = l1 / 2, alpha = l1 / (2 d)) are exact."""
+    methods = importlib.import_module("benchmarks._methods")
+    pytest.importorskip(methods.OPTIONAL[method][0])
+    from sklearn.linear_model import Lasso
+
+    rng = np.random.default_rng(0)
+    C = rng.standard_normal((300, 24))
+    C /= np.linalg.norm(C, axis=1, keepdims=True)
+    Z = rng.standard_normal((5, 24))
+    Z /= np.linalg.norm(Z, axis=1, keepdims=True)
+    l1 = 0.2
+    lasso = Lasso(alpha=l1 / (2 * 24), positive=True, fit_intercept=False, tol=1e-12)
+    reference = np.array([lasso.set_params(max_iter=100000).fit(C.T, z).coef_ for z in Z])
+    problem = {"C": C, "Z": Z}
+    opts = {"tol": 1e-8, "threads": 1}
+    W = methods.METHODS[method](problem, l1, opts).W.toarray()
+    np.testing.assert_allclose(W, reference, atol=1e-6)
+    assert (W > 0).sum() > 5
 
 
 def test_sparse_encode_alpha_solves_the_same_problem():
@@ -135,3 +178,13 @@ def test_minilm_problem_is_processed_and_cached(bench, tmp_path):
     assert len(list(tmp_path.glob("minilm-*.npy"))) == 2
     again = data.load_problem("minilm", 8, 50, 384, cache_dir=tmp_path)
     np.testing.assert_array_equal(again[3], X_raw)
+
+
+@pytest.mark.slow
+def test_load_benchmark_times_each_setting_against_the_quiet_single_thread(bench):
+    load, dirs = bench("load")
+    args = [*TINY, "--methods", "active_set", "--thread-counts", "1", "--busy", "0", "1"]
+    table = load.main([*args, *dirs])
+    assert list(table["busy loops"]) == [0, 1]
+    assert table["x 1 thread"].iloc[0] == 1.0
+    assert (table["wall (s)"] > 0).all() and (table["cpu (s)"] > 0).all()

@@ -1,6 +1,8 @@
 """Repository hygiene: CI runs the README's command, and the code passes ruff."""
 
+import functools
 import importlib
+import os
 import re
 import shutil
 import subprocess
@@ -87,3 +89,26 @@ def test_one_variable_names_the_shared_data(monkeypatch, tmp_path):
 def test_readme_says_how_to_install_a_cpu_only_torch():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "--index-url https://download.pytorch.org/whl/cpu" in " ".join(readme.split())
+
+
+def test_each_xdist_worker_runs_torch_and_blas_on_one_thread():
+    # One worker per core, each on every core, oversubscribed the suite several times
+    # over: tests/conftest.py limits a worker's pools to one thread (unless the user set
+    # OMP_NUM_THREADS), also for libraries imported before it and for child processes.
+    check = (
+        "import os, sys, torch, numpy; from threadpoolctl import threadpool_info; "
+        "sys.path.insert(0, 'tests'); import conftest; "
+        "blas = {p['internal_api']: p['num_threads'] for p in threadpool_info()}; "
+        "print(torch.get_num_threads(), os.environ.get('OMP_NUM_THREADS'), max(blas.values()))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    run = functools.partial(
+        subprocess.run, [sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True
+    )
+    worker = run(env=env | {"PYTEST_XDIST_WORKER": "gw0"})
+    assert worker.returncode == 0, worker.stderr
+    assert worker.stdout.split() == ["1", "1", "1"]
+    # Outside xdist (pytest -n 0, a single process) nothing is limited.
+    alone = run(env={k: v for k, v in env.items() if k != "PYTEST_XDIST_WORKER"})
+    assert alone.returncode == 0, alone.stderr
+    assert alone.stdout.split()[1] == "None"
