@@ -51,6 +51,9 @@ _SIZE_STEP = 32
 _GRAM_BUDGET = 2**22
 _LARGE_WORKING_SET = 96
 _LARGE_GRAM_BUDGET = 2**20
+# Gram entries of the chunks that share one product with the dictionary (their blocks
+# are held until it decides which rows go on).
+_PRODUCT_GRAM_BUDGET = 2**21
 # Block principal pivoting exchanges before a row falls back to the slower but
 # monotone Lawson-Hanson method (pivoting can cycle on singular working sets).
 _MAX_PIVOTING = 30
@@ -224,75 +227,101 @@ def _active_set(Z, C, l1, *, tol, max_iter, init, threads=None):
     # at a time, whatever l1 and the batch size.
     stack = [(1, group) for group in reversed(_bounded(groups))]
     while stack:
-        round_, (rows, working, free, known_gram, known_corr) = stack.pop()
-        n_iter[rows] = round_
-        z = Z[rows]
-        gram, corr = _working_set_gram(C64, working, z.double(), known_gram, known_corr)
-        del known_gram, known_corr
-        weights, free, pivoting_done = _solve_working_sets(
-            gram, corr - l1 / 2, free, tol / 2, ridge, max_free=Z.shape[1]
-        )
-        residual = z - torch.nn.functional.embedding_bag(
-            working, C, per_sample_weights=weights.to(Z.dtype), mode="sum"
-        )
-        grad = _gradient(residual, C, l1_scalar, buffer, threads)
-        violation = _kkt_violation(grad, working, weights)
-        done = (violation <= tol) & pivoting_done
-        converged[rows[done]] = True
-        # Rows still running when max_iter ends keep their current feasible weights.
-        finished = done if round_ < max_iter else torch.ones_like(done)
-        results.append((rows[finished], working[finished], weights[finished]))
-        if bool(finished.all()):
-            continue
-        left = (~finished).nonzero().squeeze(1)
-        rows, working, weights, free = (t[left] for t in (rows, working, weights, free))
-        # Keep the support; a row whose pivoting hit its bound keeps everything.
-        keep = free | (weights > 0) | ~pivoting_done[left][:, None]
-        size = working.shape[1]
-        needed = _working_set_sizes(keep.sum(dim=1), size, limit)
-        following = []
-        if size + _SIZE_STEP <= limit:
-            # Grow: the working set keeps all its concepts (and their Gram block,
-            # computed once) and gains the most violating others.
-            needed = torch.clamp(needed, min=size + _SIZE_STEP)
-            newcomer_values, newcomer_indices = _most_violating(
-                grad, ~finished, int(needed.max()) - size
+        chunks, solved = _same_round(stack), []
+        while chunks:  # popped, so that each carried Gram block is freed once extended
+            round_, (rows, working, free, known_gram, known_corr) = chunks.pop(0)
+            n_iter[rows] = round_
+            z = Z[rows]
+            gram, corr = _working_set_gram(C64, working, z.double(), known_gram, known_corr)
+            del known_gram, known_corr
+            weights, free, pivoting_done = _solve_working_sets(
+                gram, corr - l1 / 2, free, tol / 2, ridge, max_free=Z.shape[1]
             )
-            for new_size in torch.unique(needed).tolist():
-                members = needed == new_size
-                slots = slice(0, new_size - size)
-                following.append(
-                    (
-                        rows[members],
-                        torch.cat([working[members], newcomer_indices[members, slots]], 1),
-                        torch.cat(
-                            [
-                                free[members] & keep[members],
-                                newcomer_values[members, slots] < -tol,
-                            ],
-                            1,
-                        ),
-                        # The Gram block is copied once, straight from the solved group.
-                        _take(gram, left[members]),
-                        _take(corr, left[members]),
+            residual = z - torch.nn.functional.embedding_bag(
+                working, C, per_sample_weights=weights.to(Z.dtype), mode="sum"
+            )
+            solved.append([rows, working, gram, corr, weights, free, pivoting_done, residual])
+        # One product for the popped chunks: a product of a few dozen rows (the chunks of
+        # large working sets) costs twice as much per row as one of a few hundred.
+        residual = torch.cat([chunk.pop() for chunk in solved])
+        grads = _gradient(residual, C, l1_scalar, buffer, threads).split(
+            [chunk[0].shape[0] for chunk in solved]
+        )
+        following = []
+        for grad in grads:
+            rows, working, gram, corr, weights, free, pivoting_done = solved.pop(0)
+            violation = _kkt_violation(grad, working, weights)
+            done = (violation <= tol) & pivoting_done
+            converged[rows[done]] = True
+            # Rows still running when max_iter ends keep their current feasible weights.
+            finished = done if round_ < max_iter else torch.ones_like(done)
+            results.append((rows[finished], working[finished], weights[finished]))
+            if bool(finished.all()):
+                continue
+            left = (~finished).nonzero().squeeze(1)
+            rows, working, weights, free = (t[left] for t in (rows, working, weights, free))
+            # Keep the support; a row whose pivoting hit its bound keeps everything.
+            keep = free | (weights > 0) | ~pivoting_done[left][:, None]
+            size = working.shape[1]
+            needed = _working_set_sizes(keep.sum(dim=1), size, limit)
+            if size + _SIZE_STEP <= limit:
+                # Grow: the working set keeps all its concepts (and their Gram block,
+                # computed once) and gains the most violating others.
+                needed = torch.clamp(needed, min=size + _SIZE_STEP)
+                newcomer_values, newcomer_indices = _most_violating(
+                    grad, ~finished, int(needed.max()) - size
+                )
+                for new_size in torch.unique(needed).tolist():
+                    members = needed == new_size
+                    slots = slice(0, new_size - size)
+                    following.append(
+                        (
+                            rows[members],
+                            torch.cat([working[members], newcomer_indices[members, slots]], 1),
+                            torch.cat(
+                                [
+                                    free[members] & keep[members],
+                                    newcomer_values[members, slots] < -tol,
+                                ],
+                                1,
+                            ),
+                            # The Gram block is copied once, straight from the solved group.
+                            _take(gram, left[members]),
+                            _take(corr, left[members]),
+                        )
                     )
-                )
-        else:
-            grad = grad[left]
-            # At the size limit: rebuild from the kept concepts and the most violating.
-            kept = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, working, keep)
-            kept_free = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, working, free & keep)
-            for new_size in torch.unique(needed).tolist():
-                members = needed == new_size
-                nxt = _next_working_set(
-                    grad[members], kept[members], kept_free[members], new_size, tol
-                )
-                following.append((rows[members], *nxt, *_nothing_known(rows[members], nxt[0])))
-        del gram, corr
+            else:
+                grad = grad[left]
+                # At the size limit: rebuild from the kept concepts and the most violating.
+                kept = torch.zeros_like(grad, dtype=torch.bool).scatter_(1, working, keep)
+                kept_free = torch.zeros_like(grad, dtype=torch.bool)
+                kept_free.scatter_(1, working, free & keep)
+                for new_size in torch.unique(needed).tolist():
+                    members = needed == new_size
+                    nxt = _next_working_set(
+                        grad[members], kept[members], kept_free[members], new_size, tol
+                    )
+                    following.append((rows[members], *nxt, *_nothing_known(rows[members], nxt[0])))
+            del gram, corr
         stack.extend((round_ + 1, group) for group in reversed(_bounded(following)))
 
     indices, values = _assemble(results, n, device)
     return SparseCodes(indices, values.to(Z.dtype), n_iter, converged)
+
+
+def _same_round(stack):
+    """Pop the top chunk and the next ones of its round while their Gram blocks fit
+    _PRODUCT_GRAM_BUDGET together (they share one product with the dictionary)."""
+    round_, group = stack.pop()
+    chunks = [(round_, group)]
+    entries = group[1].numel() * group[1].shape[1]
+    while stack and stack[-1][0] == round_:
+        working = stack[-1][1][1]
+        entries += working.numel() * working.shape[1]
+        if entries > _PRODUCT_GRAM_BUDGET:
+            break
+        chunks.append(stack.pop())
+    return chunks
 
 
 def _gradient(residual, C, l1_scalar, buffer, threads=None):
@@ -588,7 +617,7 @@ def _solve_on_free_set(gram, target, free, ridge, rows):
 
 def _spd_solve(system, rhs):
     """Batched symmetric positive-definite solve; escalates the ridge where Cholesky fails."""
-    factor, info = torch.linalg.cholesky_ex(system)
+    factor, info = torch.linalg.cholesky_ex(system, upper=True)
     failed = (info > 0).nonzero().squeeze(1)
     eye = torch.eye(system.shape[1], dtype=system.dtype, device=system.device)
     extra = 1e-10
@@ -596,10 +625,13 @@ def _spd_solve(system, rhs):
     while failed.numel():
         if extra > 1.0:
             raise FloatingPointError("Cholesky failed on a non-finite working-set system.")
-        factor[failed], info = torch.linalg.cholesky_ex(system[failed] + extra * eye)
+        factor[failed], info = torch.linalg.cholesky_ex(system[failed] + extra * eye, upper=True)
         failed = failed[info > 0]
         extra *= 100
-    return torch.cholesky_solve(rhs[:, :, None], factor).squeeze(2)
+    # Two triangular solves with U' U = system, the first from the right so that neither
+    # needs a transposed copy of U: on CPU, torch.cholesky_solve took 3x as long.
+    half = torch.linalg.solve_triangular(factor, rhs[:, None, :], upper=True, left=False)
+    return torch.linalg.solve_triangular(factor, half.mT, upper=True).squeeze(2)
 
 
 def _assemble(results, n, device):
