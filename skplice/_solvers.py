@@ -223,8 +223,8 @@ def _active_set(Z, C, l1, *, tol, max_iter, init, threads=None):
         results.append((rows[optimal], indices[optimal], values[optimal].double()))
     # Groups are followed depth first: a group's unfinished rows go on to their next
     # round before the next group starts, so only one group's Gram blocks (at most
-    # _GRAM_BUDGET entries, and the carried blocks of a few pending groups) are held
-    # at a time, whatever l1 and the batch size.
+    # _GRAM_BUDGET entries, or the chunks sharing a product, and the carried blocks of
+    # a few pending groups) are held at a time, whatever l1 and the batch size.
     stack = [(1, group) for group in reversed(_bounded(groups))]
     while stack:
         chunks, solved = _same_round(stack), []
