@@ -20,13 +20,17 @@ per-row working set exactly (block principal pivoting on the working set's Gram
 matrix, in float64), then certifies the result with one product against the
 whole dictionary; concepts that violate the optimality conditions join the
 working set. Memory is O(n_concepts * n_features + batch * n_concepts); no
-n_concepts x n_concepts matrix is ever formed.
+n_concepts x n_concepts matrix is ever formed. On the CPU no operation runs on more
+than one OpenMP thread (hundreds of small operations per call would spin waiting for
+each other on a busy machine); the caller's threads (``torch.get_num_threads()``) each
+solve a contiguous part of the batch instead.
 
 ``fista`` is accelerated projected gradient with adaptive restart: two
 products with the dictionary per iteration, simple and robust, kept as a
 cross-check and as a baseline.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -54,6 +58,8 @@ _LARGE_GRAM_BUDGET = 2**20
 # Gram entries of the chunks that share one product with the dictionary (their blocks
 # are held until it decides which rows go on).
 _PRODUCT_GRAM_BUDGET = 2**21
+# Rows per part, at least, when a CPU call is split across the caller's threads.
+_MIN_ROWS_PER_PART = 64
 # Block principal pivoting exchanges before a row falls back to the slower but
 # monotone Lawson-Hanson method (pivoting can cycle on singular working sets).
 _MAX_PIVOTING = 30
@@ -141,14 +147,21 @@ def nonnegative_lasso(Z, C, l1, *, solver="active_set", tol=1e-5, max_iter=None,
         return SparseCodes(empty.long(), empty, none, none.bool())
     if solver == "fista":
         return _fista(Z, C, float(l1), tol=tol, max_iter=max_iter)
-    # On the CPU, the many small per-working-set operations run on one thread and only
-    # the products with the whole dictionary on the caller's threads. The threads of
-    # an OpenMP operation wait for each other at its end, spinning: with hundreds of
-    # small operations per call and a core held by another process, that waiting
-    # multiplied the CPU time by 4.7 and the wall time by 3.5 at two threads.
-    threads = torch.get_num_threads() if Z.device.type == "cpu" else None
-    with _intra_op_threads(1 if threads else None):
-        return _active_set(Z, C, float(l1), tol=tol, max_iter=max_iter, init=init, threads=threads)
+    options = {"tol": tol, "max_iter": max_iter}
+    if Z.device.type != "cpu":
+        return _active_set(Z, C, float(l1), init=init, **options)
+    # On the CPU, no operation of the solver runs on more than one OpenMP thread: the
+    # threads of an operation wait for each other at its end, spinning, and with
+    # hundreds of small operations per call and a core held by another process, that
+    # waiting multiplied the CPU time by 4.7 and the wall time by 3.5 at two threads.
+    # The caller's threads solve independent parts of the batch instead (rows do not
+    # depend on each other); a batch too small to split keeps them for its products.
+    threads = torch.get_num_threads()
+    parts = max(1, min(threads, Z.shape[0] // _MIN_ROWS_PER_PART))
+    with _intra_op_threads(1):
+        if parts == 1:
+            return _active_set(Z, C, float(l1), init=init, threads=threads, **options)
+        return _in_parts(Z, C, float(l1), parts, init=init, **options)
 
 
 @contextmanager
@@ -170,11 +183,58 @@ def _intra_op_threads(n):
         torch.set_num_threads(before)
 
 
+def _in_parts(Z, C, l1, parts, *, init, **options):
+    """Solve contiguous parts of the rows of ``Z`` on ``parts`` threads, one OpenMP thread each.
+
+    Each part is a whole active-set solve of its rows with its share of the Gram
+    budget, so that memory stays that of one call; the float64 dictionary is shared.
+    A part's results are those of the same rows in any other batch.
+    """
+    C64 = C.double()
+
+    def solve(rows):
+        # A new thread starts with the process's default thread count, not the caller's.
+        torch.set_num_threads(1)
+        part_init = None if init is None else _rows_of(init, rows)
+        return _active_set(Z[rows], C, l1, init=part_init, C64=C64, share=parts, **options)
+
+    bounds = torch.arange(Z.shape[0], device=Z.device).tensor_split(parts)
+    with ThreadPoolExecutor(parts, thread_name_prefix="skplice-solver") as pool:
+        codes = list(pool.map(solve, bounds))
+    return _concatenate(codes)
+
+
+def _rows_of(codes, rows):
+    """The given rows of ``codes``."""
+    return SparseCodes(
+        *(t[rows] for t in (codes.indices, codes.values, codes.n_iter, codes.converged))
+    )
+
+
+def _concatenate(codes):
+    """One SparseCodes of the rows of several, padded to the widest."""
+    width = max(c.indices.shape[1] for c in codes)
+
+    def padded(t):
+        return torch.nn.functional.pad(t, (0, width - t.shape[1]))
+
+    return SparseCodes(
+        torch.cat([padded(c.indices) for c in codes]),
+        torch.cat([padded(c.values) for c in codes]),
+        torch.cat([c.n_iter for c in codes]),
+        torch.cat([c.converged for c in codes]),
+    )
+
+
 # --------------------------------------------------------------------------- active set
 
 
-def _active_set(Z, C, l1, *, tol, max_iter, init, threads=None):
-    """The active-set solver; the products with ``C`` run on ``threads`` (None: as set)."""
+def _active_set(Z, C, l1, *, tol, max_iter, init, threads=None, C64=None, share=1):
+    """The active-set solver; the products with ``C`` run on ``threads`` (None: as set).
+
+    ``C64`` is ``C`` in float64 when the caller has it; ``share`` divides the Gram
+    budgets (parts of one batch solved at once).
+    """
     n, k = Z.shape[0], C.shape[0]
     device = Z.device
     # A small ridge keeps the free-set systems positive definite when concepts are
@@ -183,7 +243,7 @@ def _active_set(Z, C, l1, *, tol, max_iter, init, threads=None):
     # Working-set systems are formed and solved in float64 whatever the input
     # precision: they are small, and float32 Gram errors (~1e-7 * |w|_1) would
     # otherwise dominate the tolerance.
-    C64 = C.double()
+    C64 = C.double() if C64 is None else C64
     l1_scalar = torch.tensor(l1, dtype=Z.dtype, device=device)
 
     # Every round's gradient is written into this one buffer: on CPU, allocating a
@@ -225,9 +285,9 @@ def _active_set(Z, C, l1, *, tol, max_iter, init, threads=None):
     # round before the next group starts, so only one group's Gram blocks (at most
     # _GRAM_BUDGET entries, or the chunks sharing a product, and the carried blocks of
     # a few pending groups) are held at a time, whatever l1 and the batch size.
-    stack = [(1, group) for group in reversed(_bounded(groups))]
+    stack = [(1, group) for group in reversed(_bounded(groups, share))]
     while stack:
-        chunks, solved = _same_round(stack), []
+        chunks, solved = _same_round(stack, share), []
         while chunks:  # popped, so that each carried Gram block is freed once extended
             round_, (rows, working, free, known_gram, known_corr) = chunks.pop(0)
             n_iter[rows] = round_
@@ -303,22 +363,22 @@ def _active_set(Z, C, l1, *, tol, max_iter, init, threads=None):
                     )
                     following.append((rows[members], *nxt, *_nothing_known(rows[members], nxt[0])))
             del gram, corr
-        stack.extend((round_ + 1, group) for group in reversed(_bounded(following)))
+        stack.extend((round_ + 1, group) for group in reversed(_bounded(following, share)))
 
     indices, values = _assemble(results, n, device)
     return SparseCodes(indices, values.to(Z.dtype), n_iter, converged)
 
 
-def _same_round(stack):
+def _same_round(stack, share=1):
     """Pop the top chunk and the next ones of its round while their Gram blocks fit
-    _PRODUCT_GRAM_BUDGET together (they share one product with the dictionary)."""
+    _PRODUCT_GRAM_BUDGET / share together (they share one product with the dictionary)."""
     round_, group = stack.pop()
     chunks = [(round_, group)]
     entries = group[1].numel() * group[1].shape[1]
     while stack and stack[-1][0] == round_:
         working = stack[-1][1][1]
         entries += working.numel() * working.shape[1]
-        if entries > _PRODUCT_GRAM_BUDGET:
+        if entries > _PRODUCT_GRAM_BUDGET // share:
             break
         chunks.append(stack.pop())
     return chunks
@@ -397,12 +457,14 @@ def _most_violating(grad, rows, count):
     return grad[rows].topk(count, dim=1, largest=False)
 
 
-def _bounded(groups):
-    """Split groups so that each holds at most _GRAM_BUDGET Gram entries (large sets: less)."""
+def _bounded(groups, share=1):
+    """Split groups so that each holds at most _GRAM_BUDGET / share Gram entries (large
+    sets: less)."""
     chunks = []
     for group in groups:
         size = group[1].shape[1]
         budget = _GRAM_BUDGET if size <= _LARGE_WORKING_SET else _LARGE_GRAM_BUDGET
+        budget //= share
         rows_per_chunk = max(1, budget // size**2)
         chunks.extend(zip(*(t.split(rows_per_chunk) for t in group), strict=True))
     return chunks

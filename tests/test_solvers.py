@@ -276,17 +276,25 @@ def test_gram_memory_budget_splits_groups_without_changing_results(monkeypatch):
     assert np.max(gap) < 1e-6
 
 
-def test_small_operations_run_on_one_thread_and_products_on_the_callers(monkeypatch):
+@pytest.mark.parametrize("n_samples", [30, 160])
+def test_no_operation_runs_on_several_threads_and_the_callers_threads_split_the_batch(
+    monkeypatch, n_samples
+):
     # Spinning OpenMP threads of hundreds of small operations made a busy machine
-    # several times slower at two threads than at one: only the products with the
-    # whole dictionary may use the caller's threads, and the caller's setting stays.
+    # several times slower at two threads than at one. Every operation now runs on one
+    # OpenMP thread: the caller's threads solve parts of a batch at once, and a batch
+    # too small to split (under 2 x 64 rows) gives them to its products only. The
+    # caller's setting stays, and the thread count changes no result.
+    import threading
+
     import skplice._solvers as solvers
 
-    seen = {"solve": set(), "product": set()}
+    seen = {"solve": set(), "product": set(), "solving threads": set()}
     working_sets, addmm = solvers._solve_working_sets, torch.addmm
 
     def recording_solve(*args, **kwargs):
         seen["solve"].add(torch.get_num_threads())
+        seen["solving threads"].add(threading.get_ident())
         return working_sets(*args, **kwargs)
 
     def recording_product(*args, **kwargs):  # the products with the dictionary
@@ -297,20 +305,51 @@ def test_small_operations_run_on_one_thread_and_products_on_the_callers(monkeypa
     monkeypatch.setattr(torch, "addmm", recording_product)
     rng = np.random.default_rng(12)
     C = correlated_dictionary(rng, 300, 32)
-    Z = signals(rng, C, 30, n_active=8)
+    Z = signals(rng, C, n_samples, n_active=8)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
         W2, codes = solve(Z, C, 0.1, tol=1e-9)
         assert torch.get_num_threads() == 2
-        assert seen == {"solve": {1}, "product": {2}}
+        split = n_samples >= 2 * solvers._MIN_ROWS_PER_PART
+        assert seen["solve"] == {1}
+        assert seen["product"] == ({1} if split else {2})
+        assert len(seen["solving threads"]) == (2 if split else 1)
         torch.set_num_threads(1)
         W1, _ = solve(Z, C, 0.1, tol=1e-9)
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
     assert codes.converged.all()
-    np.testing.assert_array_equal(W2, W1)  # the thread count changes no bit
+    np.testing.assert_allclose(W2, W1, rtol=0, atol=1e-12)
+
+
+def test_parts_of_a_batch_share_the_gram_budget(monkeypatch):
+    # Parts solved at once each get their share of the Gram budgets, so that a split
+    # call holds no more working-set Gram entries than one call would.
+    import skplice._solvers as solvers
+
+    largest = []
+    working_set_gram = solvers._working_set_gram
+
+    def recording(C64, working, *args):
+        largest.append(working.shape[0] * working.shape[1] ** 2)
+        return working_set_gram(C64, working, *args)
+
+    monkeypatch.setattr(solvers, "_working_set_gram", recording)
+    monkeypatch.setattr(solvers, "_GRAM_BUDGET", 2**14)
+    monkeypatch.setattr(solvers, "_LARGE_GRAM_BUDGET", 2**14)
+    rng = np.random.default_rng(16)
+    C = correlated_dictionary(rng, 300, 32)
+    Z = signals(rng, C, 200, n_active=8)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        W2, _ = solve(Z, C, 0.1, tol=1e-9)
+    finally:
+        torch.set_num_threads(before)
+    assert max(largest) <= 2**14 // 2
+    np.testing.assert_allclose(W2, lasso_oracle(Z, C, 0.1), rtol=0, atol=1e-5)
 
 
 def test_threads_are_restored_when_the_solver_fails(monkeypatch):
