@@ -122,14 +122,16 @@ def torch_allocations(method, problem, l1, opts, n_samples):
 
     The peak is the largest running total of the memory every torch op allocates (net of
     its frees) in time order, inputs included; the largest is the most one op allocates.
+    The profiler sees the calling thread's ops only, so the batch is solved on one
+    thread (at T threads, skplice's T parts share the same buffers and Gram budgets).
     """
     cut = dict(problem, Z=problem["Z"][: min(n_samples, opts["batch_size"])])
     cuda = torch.device(opts["device"]).type == "cuda"
     activities = [torch.profiler.ProfilerActivity.CPU]
     if cuda:
         activities.append(torch.profiler.ProfilerActivity.CUDA)
-    with torch.profiler.profile(activities=activities, profile_memory=True) as profile:
-        METHODS[method](cut, l1, opts)
+    with threads(1), torch.profiler.profile(activities=activities, profile_memory=True) as profile:
+        METHODS[method](cut, l1, opts | {"threads": 1})
     events = sorted(profile.events(), key=lambda event: event.time_range.start)
     usage = np.array(
         [e.self_device_memory_usage if cuda else e.self_cpu_memory_usage for e in events]
