@@ -1,13 +1,11 @@
 """Published mean image embeddings: the real files, their download, cache and verification."""
 
 import hashlib
-import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 import torch
+from _file_server import FileServer, unreachable_url
 
 from skplice import list_image_means, load_image_mean
 from skplice.exceptions import DownloadError, ImageMeanDownloadError
@@ -27,60 +25,11 @@ def sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def unreachable_url():
-    with socket.socket() as sock:  # a port that was free a moment ago: connecting is refused
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/means"
-
-
-class MeansServer:
-    """Serves the real mean files on localhost; ``mode`` scripts its misbehaviour."""
+class MeansServer(FileServer):
+    """The real mean files, served under /means/."""
 
     def __init__(self, folder):
-        self.files = {p.name: p.read_bytes() for p in folder.glob("*.pt")}
-        self.mode = "ok"
-        self.requests = []
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/means/"
-
-    def _handler(self):
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append(self.path)
-                body = server.files.get(self.path.rsplit("/", 1)[-1])
-                if body is None or not self.path.startswith("/means/"):
-                    self.send_error(404)
-                    return
-                if server.mode == "corrupt":
-                    body = body[:-4] + b"\x00\x01\x02\x03"
-                self.send_response(200)
-                if server.mode != "truncate_no_length":
-                    self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if server.mode.startswith("truncate"):
-                    self.wfile.write(body[: len(body) // 2])  # and close the connection
-                    self.close_connection = True
-                    return
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        return Handler
-
-    def __enter__(self):
-        threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__({p.name: p.read_bytes() for p in folder.glob("*.pt")}, "means")
 
 
 @pytest.fixture
@@ -110,7 +59,7 @@ def test_every_listed_model_is_a_real_open_clip_pair():
 def test_each_mean_loads_from_the_cache_without_network(
     model, pretrained, means_home, means_source_dir, monkeypatch
 ):
-    monkeypatch.setenv(URL_ENV_VAR, unreachable_url())
+    monkeypatch.setenv(URL_ENV_VAR, unreachable_url("means"))
     file, dim, norm = EXPECTED[model, pretrained]
     mean = load_image_mean(model, pretrained)
     assert mean.shape == (dim,) and mean.dtype == np.float64
@@ -150,7 +99,7 @@ def test_first_use_downloads_verifies_and_caches(means_server, skplice_home, mon
     cached = skplice_home / "means" / "clip_RN50_image.pt"
     assert sha256(cached) == EXPECTED_SHA["clip_RN50_image.pt"]
     assert cached_files(skplice_home) == ["clip_RN50_image.pt"]  # no temporary file left
-    monkeypatch.setenv(URL_ENV_VAR, unreachable_url())
+    monkeypatch.setenv(URL_ENV_VAR, unreachable_url("means"))
     np.testing.assert_array_equal(load_image_mean("RN50", "openai"), mean)
     assert len(means_server.requests) == 1
 
@@ -206,7 +155,7 @@ def test_a_bad_download_is_refused_and_leaves_nothing(means_server, skplice_home
 
 
 def test_unreachable_server_names_address_placement_and_sha256(skplice_home, monkeypatch):
-    url = unreachable_url()
+    url = unreachable_url("means")
     monkeypatch.setenv(URL_ENV_VAR, url)
     with pytest.raises(DownloadError) as info:
         load_image_mean("ViT-B-32", "openai")

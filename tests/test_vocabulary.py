@@ -4,15 +4,14 @@ import functools
 import hashlib
 import multiprocessing
 import os
-import socket
 import threading
 import time
 import warnings
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pandas as pd
 import pytest
+from _file_server import FileServer, unreachable_url
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from skplice import load_vocabulary
@@ -29,125 +28,16 @@ def sha256(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def unreachable_url():
-    # A port that was free a moment ago: connecting to it is refused.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/vocab"
-
-
 # ---------------------------------------------------------------------------------------------
 # A local HTTP server standing in for raw.githubusercontent.com
 
 
-class VocabServer:
-    """Serves the real vocabulary files; `mode` and `barrier` script its misbehaviour.
-
-    Misbehaving modes: "corrupt", "truncate" and "truncate_no_length" change the body;
-    "trickle" sends it one byte every TRICKLE_PAUSE seconds, "trickle_headers" does so
-    from the status line on (both give up after TRICKLE_FOR seconds); "oversized" follows
-    the file with OVERSIZED bytes of padding, announced or not ("oversized_length").
-    `sent` counts the bytes written, and `done` is set when a response ends.
-    """
-
-    TRICKLE_PAUSE = 0.25
-    TRICKLE_FOR = 8.0
-    OVERSIZED = 400 * 2**20
+class VocabServer(FileServer):
+    """The real vocabulary files, served under /vocab/."""
 
     def __init__(self, folder):
-        self.files = {f"{name}.txt": (folder / f"{name}.txt").read_bytes() for name in NAMES}
-        self.mode = "ok"
-        self.barrier = None
-        self.requests = []
-        self.sent = 0
-        self.done = threading.Event()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/vocab/"
-
-    def _handler(self):
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append(self.path)
-                if server.barrier is not None:
-                    try:
-                        server.barrier.wait()
-                    except threading.BrokenBarrierError:
-                        pass  # a slow client: serve anyway, the test's count will tell
-                body = server.files.get(self.path.rsplit("/", 1)[-1])
-                if body is None or not self.path.startswith("/vocab/"):
-                    self.send_error(404)
-                    return
-                if server.mode == "corrupt":
-                    body = body[:-10] + b"corrupted\n"
-                try:
-                    if server.mode.startswith(("trickle", "oversized")):
-                        self.misbehave(body)
-                        return
-                finally:
-                    server.done.set()
-                self.send_response(200)
-                if server.mode != "truncate_no_length":
-                    self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if server.mode.startswith("truncate"):
-                    # Close the connection halfway through the body.
-                    self.wfile.write(body[: len(body) // 2])
-                    self.close_connection = True
-                    return
-                self.wfile.write(body)
-
-            def misbehave(self, body):
-                self.close_connection = True
-                try:
-                    if server.mode.startswith("oversized"):
-                        self.oversized(body)
-                    else:
-                        head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n"
-                        if server.mode == "trickle":
-                            self.wfile.write(head.encode())
-                            head = ""
-                        self.trickle(head.encode() + body)
-                except OSError:
-                    pass  # the client hung up: what the test expects
-
-            def trickle(self, data):
-                stop = time.monotonic() + server.TRICKLE_FOR
-                for i in range(len(data)):
-                    if time.monotonic() > stop:
-                        return
-                    self.wfile.write(data[i : i + 1])
-                    server.sent += 1
-                    time.sleep(server.TRICKLE_PAUSE)
-
-            def oversized(self, body):
-                self.send_response(200)
-                if server.mode == "oversized_length":
-                    self.send_header("Content-Length", str(len(body) + server.OVERSIZED))
-                self.end_headers()
-                self.wfile.write(body)
-                padding = b"x" * 2**16
-                for _ in range(server.OVERSIZED // len(padding)):
-                    self.wfile.write(padding)
-                    server.sent += len(padding)
-
-            def log_message(self, *args):
-                pass
-
-        return Handler
-
-    def __enter__(self):
-        threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        files = {f"{name}.txt": (folder / f"{name}.txt").read_bytes() for name in NAMES}
+        super().__init__(files, "vocab")
 
 
 @pytest.fixture
@@ -177,7 +67,7 @@ def test_first_use_downloads_and_verifies(vocab_server, skplice_home, vocab_sour
 
 def test_second_use_needs_no_network(vocab_server, skplice_home, monkeypatch):
     first = load_vocabulary("laion", size=100)
-    monkeypatch.setenv(URL_ENV_VAR, unreachable_url())
+    monkeypatch.setenv(URL_ENV_VAR, unreachable_url("vocab"))
     assert load_vocabulary("laion", size=100) == first
     assert len(vocab_server.requests) == 1
 
@@ -248,7 +138,7 @@ def test_an_oversized_body_is_refused_without_reading_it(vocab_server, skplice_h
 
 
 def test_unreachable_server_names_url_and_manual_placement(skplice_home, monkeypatch):
-    url = unreachable_url()
+    url = unreachable_url("vocab")
     monkeypatch.setenv(URL_ENV_VAR, url)
     with pytest.raises(VocabularyDownloadError) as info:
         load_vocabulary("laion_bigrams")
@@ -273,7 +163,7 @@ def test_corrupted_cache_file_is_replaced(vocab_server, skplice_home, vocab_sour
 
 
 def test_corrupted_cache_file_is_removed_when_download_fails(skplice_home, monkeypatch):
-    monkeypatch.setenv(URL_ENV_VAR, unreachable_url())
+    monkeypatch.setenv(URL_ENV_VAR, unreachable_url("vocab"))
     cached = skplice_home / "vocabularies" / "mscoco.txt"
     cached.parent.mkdir()
     cached.write_text("dog\ncat\n")
@@ -315,7 +205,7 @@ def test_read_only_vocabularies_folder_downloads_without_caching(
 
 
 def test_a_read_only_cache_is_still_read(vocab_home, read_only, monkeypatch):
-    monkeypatch.setenv(URL_ENV_VAR, unreachable_url())
+    monkeypatch.setenv(URL_ENV_VAR, unreachable_url("vocab"))
     read_only(vocab_home / "vocabularies")
     read_only(vocab_home)
     with warnings.catch_warnings():
@@ -333,7 +223,7 @@ def test_a_file_where_the_cache_folder_should_be_is_named(tmp_path, monkeypatch)
 
 
 def test_hand_placed_file_is_used(vocab_home, monkeypatch):
-    monkeypatch.setenv(URL_ENV_VAR, unreachable_url())
+    monkeypatch.setenv(URL_ENV_VAR, unreachable_url("vocab"))
     assert len(load_vocabulary("laion")) == 37_445
 
 
