@@ -98,11 +98,9 @@ def test_a_missing_optional_peer_is_skipped_with_how_to_install_it(bench, monkey
     assert table.loc[solvers.LABELS["floor"], "wall (s)"] > 0
 
 
-@pytest.mark.parametrize("method", ["spams", "spams_cholesky", "spams_gram", "celer", "skglm"])
-def test_peers_solve_the_same_problem_as_lasso(bench, method):
-    """The penalty conversions (lambda1 = l1 / 2, alpha = l1 / (2 d)) are exact."""
-    methods = importlib.import_module("benchmarks._methods")
-    pytest.importorskip(methods.OPTIONAL[method][0])
+def lasso_problem(tol):
+    """Five unit signals, 300 unit concepts in d=24, l1=0.2, and scikit-learn's Lasso
+    solution (alpha = l1 / (2 d)) at ``tol``: the oracle of the penalty conversions."""
     from sklearn.linear_model import Lasso
 
     rng = np.random.default_rng(0)
@@ -111,8 +109,17 @@ def test_peers_solve_the_same_problem_as_lasso(bench, method):
     Z = rng.standard_normal((5, 24))
     Z /= np.linalg.norm(Z, axis=1, keepdims=True)
     l1 = 0.2
-    lasso = Lasso(alpha=l1 / (2 * 24), positive=True, fit_intercept=False, tol=1e-12)
+    lasso = Lasso(alpha=l1 / (2 * 24), positive=True, fit_intercept=False, tol=tol)
     reference = np.array([lasso.set_params(max_iter=100000).fit(C.T, z).coef_ for z in Z])
+    return C, Z, l1, reference
+
+
+@pytest.mark.parametrize("method", ["spams", "spams_cholesky", "spams_gram", "celer", "skglm"])
+def test_peers_solve_the_same_problem_as_lasso(bench, method):
+    """The penalty conversions (lambda1 = l1 / 2, alpha = l1 / (2 d)) are exact."""
+    methods = importlib.import_module("benchmarks._methods")
+    pytest.importorskip(methods.OPTIONAL[method][0])
+    C, Z, l1, reference = lasso_problem(tol=1e-12)
     problem = {"C": C, "Z": Z}
     opts = {"tol": 1e-8, "threads": 1}
     W = methods.METHODS[method](problem, l1, opts).W.toarray()
@@ -123,17 +130,9 @@ def test_peers_solve_the_same_problem_as_lasso(bench, method):
 def test_sparse_encode_alpha_solves_the_same_problem():
     """sparse_encode(alpha=l1 / 2) and Lasso(alpha=l1 / (2 d)) give the same solution."""
     from sklearn.decomposition import sparse_encode
-    from sklearn.linear_model import Lasso
 
-    rng = np.random.default_rng(0)
-    C = rng.standard_normal((300, 24))
-    C /= np.linalg.norm(C, axis=1, keepdims=True)
-    Z = rng.standard_normal((5, 24))
-    Z /= np.linalg.norm(Z, axis=1, keepdims=True)
-    l1 = 0.2
+    C, Z, l1, reference = lasso_problem(tol=1e-10)
     W = sparse_encode(Z, C, algorithm="lasso_cd", alpha=l1 / 2, positive=True, max_iter=10000)
-    lasso = Lasso(alpha=l1 / (2 * 24), positive=True, fit_intercept=False, tol=1e-10)
-    reference = np.array([lasso.set_params(max_iter=100000).fit(C.T, z).coef_ for z in Z])
     np.testing.assert_allclose(W, reference, atol=1e-6)
     assert (W > 0).sum() > 5
 
