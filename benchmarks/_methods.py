@@ -35,7 +35,7 @@ from sklearn.decomposition import sparse_encode
 from sklearn.linear_model import Lasso
 
 from skplice import SpLiCETransformer
-from skplice._solvers import nonnegative_lasso
+from skplice.decomposition._solvers import nonnegative_lasso
 
 
 @dataclass

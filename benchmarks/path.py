@@ -22,7 +22,7 @@ from benchmarks._measure import threads
 from benchmarks._methods import Stopwatch, codes_to_csr
 from benchmarks._report import objective, save, to_text
 from benchmarks.solvers import add_common_arguments, check_device
-from skplice._solvers import nonnegative_lasso
+from skplice.decomposition._solvers import nonnegative_lasso
 
 STRATEGIES = ("cold", "warm, decreasing l1", "warm, increasing l1")
 

@@ -43,7 +43,8 @@ import torch
 from benchmarks import _data
 from benchmarks._measure import threads
 from benchmarks._report import RESULTS_DIR, save, to_text
-from skplice import CLIPEmbedder, _clip_backend
+from skplice import CLIPEmbedder
+from skplice.embedding import _clip_backend
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = ROOT / "examples" / "images" / "astronaut.jpg"

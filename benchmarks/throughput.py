@@ -28,7 +28,7 @@ from benchmarks._measure import MB, threads
 from benchmarks._methods import Stopwatch, codes_to_csr
 from benchmarks._report import accuracy, save, to_text
 from benchmarks.solvers import add_common_arguments, check_device
-from skplice._solvers import nonnegative_lasso
+from skplice.decomposition._solvers import nonnegative_lasso
 
 
 def parse_args(argv=None):

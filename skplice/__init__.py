@@ -10,47 +10,41 @@ from typing import TYPE_CHECKING
 
 from skplice._version import __version__
 
-# Public name -> the module that defines it.
+# Public name -> the public subpackage (or module) that exports it.
 _EXPORTS = {
-    "build_dictionary": "skplice.dictionary",
-    "encode_concepts": "skplice.dictionary",
+    "build_dictionary": "skplice.concepts",
+    "encode_concepts": "skplice.concepts",
     "ConceptEditor": "skplice.editing",
     "edit_embeddings": "skplice.editing",
     "CLIPEmbedder": "skplice.embedding",
     "TextEmbedder": "skplice.embedding",
-    "list_image_means": "skplice.image_means",
-    "load_image_mean": "skplice.image_means",
-    "class_concept_summary": "skplice.inspection",
-    "concept_differences": "skplice.inspection",
-    "format_top_concepts": "skplice.inspection",
-    "probe_report": "skplice.inspection",
-    "top_concepts": "skplice.inspection",
-    "plot_class_concepts": "skplice.plotting",
-    "plot_concept_histogram": "skplice.plotting",
-    "plot_image_concepts": "skplice.plotting",
-    "plot_sparsity_curve": "skplice.plotting",
-    "concept_shift": "skplice.shift",
-    "concept_shift_over_time": "skplice.shift",
-    "SpLiCETransformer": "skplice.splice",
-    "transform_batches": "skplice.streaming",
-    "sparsity_sweep": "skplice.sweep",
-    "load_vocabulary": "skplice.vocabulary",
+    "list_image_means": "skplice.concepts",
+    "load_image_mean": "skplice.concepts",
+    "class_concept_summary": "skplice.analysis",
+    "concept_differences": "skplice.analysis",
+    "format_top_concepts": "skplice.analysis",
+    "probe_report": "skplice.analysis",
+    "top_concepts": "skplice.analysis",
+    "plot_class_concepts": "skplice.analysis",
+    "plot_concept_histogram": "skplice.analysis",
+    "plot_image_concepts": "skplice.analysis",
+    "plot_sparsity_curve": "skplice.analysis",
+    "concept_shift": "skplice.analysis",
+    "concept_shift_over_time": "skplice.analysis",
+    "SpLiCETransformer": "skplice.decomposition",
+    "transform_batches": "skplice.decomposition",
+    "sparsity_sweep": "skplice.analysis",
+    "load_vocabulary": "skplice.concepts",
     "ZeroShotClassifier": "skplice.zero_shot",
 }
 _SUBMODULES = {
+    "analysis",
     "cli",
-    "dictionary",
+    "concepts",
+    "decomposition",
     "editing",
     "embedding",
     "exceptions",
-    "image_means",
-    "inspection",
-    "plotting",
-    "shift",
-    "splice",
-    "streaming",
-    "sweep",
-    "vocabulary",
     "zero_shot",
 }
 
@@ -99,26 +93,28 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # what static analysers and IDEs see
-    from skplice.dictionary import build_dictionary, encode_concepts
-    from skplice.editing import ConceptEditor, edit_embeddings
-    from skplice.embedding import CLIPEmbedder, TextEmbedder
-    from skplice.image_means import list_image_means, load_image_mean
-    from skplice.inspection import (
+    from skplice.analysis import (
         class_concept_summary,
         concept_differences,
+        concept_shift,
+        concept_shift_over_time,
         format_top_concepts,
-        probe_report,
-        top_concepts,
-    )
-    from skplice.plotting import (
         plot_class_concepts,
         plot_concept_histogram,
         plot_image_concepts,
         plot_sparsity_curve,
+        probe_report,
+        sparsity_sweep,
+        top_concepts,
     )
-    from skplice.shift import concept_shift, concept_shift_over_time
-    from skplice.splice import SpLiCETransformer
-    from skplice.streaming import transform_batches
-    from skplice.sweep import sparsity_sweep
-    from skplice.vocabulary import load_vocabulary
+    from skplice.concepts import (
+        build_dictionary,
+        encode_concepts,
+        list_image_means,
+        load_image_mean,
+        load_vocabulary,
+    )
+    from skplice.decomposition import SpLiCETransformer, transform_batches
+    from skplice.editing import ConceptEditor, edit_embeddings
+    from skplice.embedding import CLIPEmbedder, TextEmbedder
     from skplice.zero_shot import ZeroShotClassifier

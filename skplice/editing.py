@@ -22,9 +22,14 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from skplice._pickle import _VersionedPickleMixin
-from skplice._refit import check_state_params, record_state_params
-from skplice._weights import carried_names, check_same_names, require_names, resolve_names
+from skplice.decomposition._weights import (
+    carried_names,
+    check_same_names,
+    require_names,
+    resolve_names,
+)
+from skplice.utils._pickle import _VersionedPickleMixin
+from skplice.utils._refit import check_state_params, record_state_params
 
 __all__ = ["ConceptEditor", "edit_embeddings"]
 

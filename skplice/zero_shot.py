@@ -17,11 +17,11 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from skplice._model_tags import check_same_model, clip_model_of, text_encoder_for
-from skplice._pickle import _VersionedPickleMixin
-from skplice._refit import check_state_params, record_state_params
-from skplice._rows import unit_rows
-from skplice._templates import parse_template
+from skplice.concepts._templates import parse_template
+from skplice.embedding._model_tags import check_same_model, clip_model_of, text_encoder_for
+from skplice.utils._pickle import _VersionedPickleMixin
+from skplice.utils._refit import check_state_params, record_state_params
+from skplice.utils._rows import unit_rows
 
 __all__ = ["ZeroShotClassifier"]
 
@@ -249,7 +249,7 @@ class ZeroShotClassifier(_VersionedPickleMixin, ClassifierMixin, BaseEstimator):
         _check_embeddings(X, self)  # the clear message for sparse input comes first
         X = validate_data(self, X, reset=False, dtype=_EMBEDDING_DTYPES)
         # A zero embedding is equally far from every class; huge or tiny ones keep their
-        # direction (see skplice._rows).
+        # direction (see skplice.utils._rows).
         unit_X = unit_rows(X, allow_zero=True)
         return unit_X @ self.class_embeddings_.T.astype(X.dtype, copy=False)
 

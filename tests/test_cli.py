@@ -2,7 +2,7 @@
 
 Subprocess tests run ``python -m skplice`` as a user would, with a temporary
 SKPLICE_HOME holding the real vocabularies and the Hugging Face Hub offline; the many
-error cases call :func:`skplice.cli.main` in process, which is faster.
+error cases call :func:`skplice.cli._commands.main` in process, which is faster.
 """
 
 import json
@@ -17,8 +17,8 @@ import pytest
 import scipy.sparse as sp
 
 from skplice import CLIPEmbedder, SpLiCETransformer, __version__
-from skplice._cli_inputs import load_matrix
 from skplice.cli import build_parser, main
+from skplice.cli._inputs import load_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 README_IMAGE = "examples/images/astronaut.jpg"
@@ -461,7 +461,7 @@ def test_an_explanation_without_concepts_explains_nothing(photo_dir, tiny, capsy
 
 
 def test_explained_cosines_are_those_of_the_centred_parts_at_any_scale():
-    from skplice.cli import _explained_cosines
+    from skplice.cli._commands import _explained_cosines
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20, 8)) + 3
@@ -499,7 +499,7 @@ def test_clean_drops_stop_words_and_symbols(embeddings, tiny, tmp_path, capsys, 
 
 
 def test_model_names_as_documented_and_unknown_ones(monkeypatch, tmp_path, skplice_home, capsys):
-    from skplice._cli_inputs import UsageError, resolve_pretrained
+    from skplice.cli._inputs import UsageError, resolve_pretrained
 
     assert resolve_pretrained("ViT-B/32", None) == "laion2b_s34b_b79k"
     with pytest.raises(UsageError, match=r"--model ViT-B/33: unknown open_clip architecture"):
@@ -696,7 +696,7 @@ def test_long_paths_are_shortened_in_the_middle(tmp_path, photo_dir, tiny, capsy
 
 
 def test_debug_reraises_usage_errors(tmp_path):
-    from skplice._cli_inputs import UsageError
+    from skplice.cli._inputs import UsageError
 
     with pytest.raises(UsageError, match="file not found"):
         main(["decompose", "-i", str(tmp_path / "x.npy"), "-o", "w.npz", "--debug"])
@@ -705,7 +705,7 @@ def test_debug_reraises_usage_errors(tmp_path):
 def test_library_log_records_are_shown_once():
     import logging
 
-    from skplice.cli import _not_handled_elsewhere
+    from skplice.cli._commands import _not_handled_elsewhere
 
     record = logging.LogRecord("root", logging.WARNING, __file__, 1, "message", None, None)
     assert _not_handled_elsewhere(record)
@@ -721,8 +721,8 @@ def test_library_log_records_are_shown_once():
 
 def test_image_mean_files(tmp_path):
     torch = pytest.importorskip("torch")
-    from skplice._cli_inputs import UsageError
-    from skplice._cli_inputs import read_image_mean_file as load_image_mean
+    from skplice.cli._inputs import UsageError
+    from skplice.cli._inputs import read_image_mean_file as load_image_mean
 
     rng = np.random.default_rng(2)
     mean = rng.normal(size=8) * 0.1

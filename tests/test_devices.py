@@ -15,7 +15,7 @@ import torch
 from sklearn.linear_model import Lasso
 
 import skplice
-import skplice.splice
+import skplice.decomposition._splice
 from skplice import CLIPEmbedder, SpLiCETransformer
 
 ROOT = Path(skplice.__file__).resolve().parents[1]
@@ -142,13 +142,13 @@ def test_low_precision_embeddings_are_decomposed_at_full_precision(
     assert X.dtype == dictionary.dtype == np.float32
 
     seen = []
-    solver = skplice.splice.nonnegative_lasso
+    solver = skplice.decomposition._splice.nonnegative_lasso
 
     def recording(z, C, *args, **kwargs):
         seen.append((z.dtype, C.dtype))
         return solver(z, C, *args, **kwargs)
 
-    monkeypatch.setattr(skplice.splice, "nonnegative_lasso", recording)
+    monkeypatch.setattr(skplice.decomposition._splice, "nonnegative_lasso", recording)
     l1 = 0.05
     splice = SpLiCETransformer(dictionary=dictionary, vocabulary=WORDS, l1=l1)
     W = splice.fit(X).transform(X)

@@ -13,7 +13,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
 from skplice import CLIPEmbedder, SpLiCETransformer, TextEmbedder
-from skplice.dictionary import build_dictionary, encode_concepts
+from skplice.concepts import build_dictionary, encode_concepts
 
 
 class Counting:

@@ -20,7 +20,8 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 import skplice
-from skplice import CLIPEmbedder, SpLiCETransformer, _model_cache
+from skplice import CLIPEmbedder, SpLiCETransformer
+from skplice.embedding import _model_cache
 
 distributed = pytest.importorskip("distributed")
 dd = pytest.importorskip("dask.dataframe")

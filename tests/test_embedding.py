@@ -28,8 +28,10 @@ from sklearn.utils import estimator_checks
 from sklearn.utils._param_validation import InvalidParameterError
 
 import skplice
-from skplice import CLIPEmbedder, TextEmbedder, _fingerprint, _model_cache
+from skplice import CLIPEmbedder, TextEmbedder
+from skplice.embedding import _model_cache
 from skplice.exceptions import ImageLoadError, SkippedImagesWarning
+from skplice.utils import _fingerprint
 
 pytestmark = pytest.mark.filterwarnings("ignore:No pretrained weights loaded")
 
@@ -648,7 +650,7 @@ def unreachable_hub(monkeypatch, tmp_path):
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setattr(constants, "ENDPOINT", endpoint)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setattr("skplice._hub._PROBES", {})
+    monkeypatch.setattr("skplice.embedding._hub._PROBES", {})
     return endpoint
 
 
@@ -700,7 +702,7 @@ def test_encode_text_consistent_with_model(embedder):
     assert T.shape == (5, 32) and T.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(T, axis=1), 1.0, atol=1e-6)
     bundle = embedder._bundle()
-    tokens = skplice._clip_backend.get_tokenizer(embedder._spec())(texts)
+    tokens = skplice.embedding._clip_backend.get_tokenizer(embedder._spec())(texts)
     with torch.inference_mode():
         direct = torch.nn.functional.normalize(bundle.model.encode_text(tokens), dim=-1)
     np.testing.assert_allclose(T, direct.numpy(), atol=1e-6)
@@ -757,7 +759,7 @@ def test_checkpoint_hashed_once_per_file_version(tmp_path, monkeypatch):
     ("module", "extra", "make"),
     [
         ("open_clip", "clip", lambda: CLIPEmbedder("ViT-B-32").fit([b""])),
-        ("PIL.Image", "clip", lambda: skplice._images.load_rgb(b"", 0)),
+        ("PIL.Image", "clip", lambda: skplice.embedding._images.load_rgb(b"", 0)),
         ("sentence_transformers", "text", lambda: TextEmbedder("skplice/none").transform(["x"])),
     ],
 )

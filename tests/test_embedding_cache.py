@@ -20,8 +20,8 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skplice import CLIPEmbedder, SpLiCETransformer, TextEmbedder, _embedding_cache
-from skplice.embedding import embedding_cache_info
+from skplice import CLIPEmbedder, SpLiCETransformer, TextEmbedder
+from skplice.embedding import _embedding_cache, embedding_cache_info
 from skplice.exceptions import SkippedImagesWarning
 
 torch = pytest.importorskip("torch")

@@ -8,8 +8,8 @@ import torch
 from _file_server import FileServer, unreachable_url
 
 from skplice import list_image_means, load_image_mean
+from skplice.concepts._image_means import _PUBLISHED, URL_ENV_VAR
 from skplice.exceptions import DownloadError, ImageMeanDownloadError
-from skplice.image_means import _PUBLISHED, URL_ENV_VAR
 
 # From the shared data's README: file, shape and norm of each published mean.
 EXPECTED = {
@@ -170,6 +170,6 @@ def test_unreachable_server_names_address_placement_and_sha256(skplice_home, mon
 
 
 def test_the_vocabulary_error_is_a_download_error():
-    from skplice.vocabulary import VocabularyDownloadError
+    from skplice.exceptions import VocabularyDownloadError
 
     assert issubclass(VocabularyDownloadError, DownloadError)

@@ -18,7 +18,7 @@ from skplice import (
     probe_report,
     top_concepts,
 )
-from skplice._stats import fisher_exact_pvalues
+from skplice.analysis._stats import fisher_exact_pvalues
 
 NAMES = ["sand", "dog", "desk", "beach", "laptop"]
 W_SMALL = np.array(

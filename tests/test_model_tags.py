@@ -17,7 +17,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
 from skplice import CLIPEmbedder, SpLiCETransformer, ZeroShotClassifier
-from skplice._model_tags import ClipEmbeddings, ClipModel, clip_model_of
+from skplice.embedding._model_tags import ClipEmbeddings, ClipModel, clip_model_of
 
 OTHER_NAME = "skplice-test-other-tiny-clip"
 #: A different architecture with the same 32-d embeddings as conftest's tiny CLIP.

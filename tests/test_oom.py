@@ -12,10 +12,10 @@ import pytest
 import torch
 from sklearn.base import clone
 
-import skplice.splice
+import skplice.decomposition._splice
 from skplice import CLIPEmbedder, SpLiCETransformer, TextEmbedder
-from skplice._oom import OutOfMemoryError
 from skplice.exceptions import BatchSizeReducedWarning
+from skplice.utils._oom import OutOfMemoryError
 
 pytestmark = pytest.mark.filterwarnings("ignore:No pretrained weights loaded")
 
@@ -60,8 +60,10 @@ def test_solver_oom_halves_the_batch_and_gives_the_same_weights(problem, monkeyp
     expected = splice.transform(X).toarray()
     expected_at_16 = clone(splice).set_params(batch_size=16).fit(X).transform(X).toarray()
 
-    solver = FailAbove(skplice.splice.nonnegative_lasso, limit=20, size_of=rows_of_first)
-    monkeypatch.setattr(skplice.splice, "nonnegative_lasso", solver)
+    solver = FailAbove(
+        skplice.decomposition._splice.nonnegative_lasso, limit=20, size_of=rows_of_first
+    )
+    monkeypatch.setattr(skplice.decomposition._splice, "nonnegative_lasso", solver)
     with pytest.warns(BatchSizeReducedWarning) as record:
         W = splice.transform(X)
     assert [str(w.message).split(": ", 1)[1] for w in record] == [
@@ -81,8 +83,10 @@ def test_regularization_path_survives_oom(problem, monkeypatch):
     dictionary, X = problem
     splice = SpLiCETransformer(dictionary=dictionary, batch_size=50).fit(X)
     expected = [W.toarray() for W in splice.regularization_path(X, [0.2, 0.5])]
-    solver = FailAbove(skplice.splice.nonnegative_lasso, limit=7, size_of=rows_of_first)
-    monkeypatch.setattr(skplice.splice, "nonnegative_lasso", solver)
+    solver = FailAbove(
+        skplice.decomposition._splice.nonnegative_lasso, limit=7, size_of=rows_of_first
+    )
+    monkeypatch.setattr(skplice.decomposition._splice, "nonnegative_lasso", solver)
     with pytest.warns(BatchSizeReducedWarning):
         path = splice.regularization_path(X, [0.2, 0.5])
     for W, reference in zip(path, expected, strict=True):
@@ -93,8 +97,10 @@ def test_oom_at_one_item_is_a_clear_error_and_changes_nothing(problem, monkeypat
     dictionary, X = problem
     splice = SpLiCETransformer(dictionary=dictionary, batch_size=4).fit(X)
     before = copy.deepcopy(vars(splice))
-    solver = FailAbove(skplice.splice.nonnegative_lasso, limit=0, size_of=rows_of_first)
-    monkeypatch.setattr(skplice.splice, "nonnegative_lasso", solver)
+    solver = FailAbove(
+        skplice.decomposition._splice.nonnegative_lasso, limit=0, size_of=rows_of_first
+    )
+    monkeypatch.setattr(skplice.decomposition._splice, "nonnegative_lasso", solver)
     with (
         pytest.warns(BatchSizeReducedWarning),
         pytest.raises(
@@ -118,7 +124,7 @@ def test_other_errors_are_not_retried(problem, monkeypatch):
         calls.append(len(z))
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
-    monkeypatch.setattr(skplice.splice, "nonnegative_lasso", broken)
+    monkeypatch.setattr(skplice.decomposition._splice, "nonnegative_lasso", broken)
     with pytest.raises(RuntimeError, match="illegal memory access"):
         splice.transform(X)
     assert calls == [64]
@@ -172,7 +178,7 @@ def test_clip_text_oom_retries(tiny_clip, monkeypatch):
     texts = [f"a photo of thing {word}" for word in [*words.split(), "sky", "sea", "road"]]
     # 19 texts of 7 tokens (start, 5 words, end), batched by tokens: a pass holds
     # batch_size texts' worth of the 16-token context, 2 of these per unit of batch_size
-    # (see skplice._text_context).
+    # (see skplice.embedding._text_context).
     expected = clone(embedder).set_params(batch_size=1).encode_text(texts)
     model = embedder._bundle().model
     forward = FailAbove(model.transformer.forward, limit=3, size_of=rows_of_first)

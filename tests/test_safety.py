@@ -20,7 +20,7 @@ from skplice import (
     ZeroShotClassifier,
     load_vocabulary,
 )
-from skplice.dictionary import encode_concepts
+from skplice.concepts import encode_concepts
 from skplice.exceptions import InconsistentVersionWarning
 
 PACKAGE = Path(skplice.__file__).resolve().parent
@@ -184,7 +184,7 @@ def test_pickles_carry_the_skplice_version_and_a_mismatch_warns(
             warnings.simplefilter("error")  # the same version: silent
             same = pickle.loads(data)
         assert vars(same).keys() == vars(estimator).keys()
-        monkeypatch.setattr("skplice._pickle.__version__", "99.0")
+        monkeypatch.setattr("skplice.utils._pickle.__version__", "99.0")
         with pytest.warns(InconsistentVersionWarning) as caught:
             pickle.loads(data)
         warning = caught[0].message
@@ -270,7 +270,7 @@ def test_interrupted_dictionary_encoding_leaves_no_file(where, tmp_path, monkeyp
         def interrupted(*args):
             raise KeyboardInterrupt
 
-        monkeypatch.setattr("skplice._files.os.replace", interrupted)
+        monkeypatch.setattr("skplice.utils._files.os.replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         encode_concepts(["dog", "cat"], encoder)
     assert files_under(tmp_path) == set()

@@ -6,7 +6,7 @@ import torch
 from scipy.optimize import nnls
 from sklearn.linear_model import Lasso
 
-from skplice._solvers import nonnegative_lasso
+from skplice.decomposition._solvers import nonnegative_lasso
 
 SOLVERS = ["active_set", "fista"]
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -255,7 +255,7 @@ def test_supports_as_large_as_the_dimension_converge_in_a_batch():
 def test_gram_memory_budget_splits_groups_without_changing_results(monkeypatch):
     # A budget of a few working sets forces many small groups, each followed through its
     # rounds before the next (depth first): the solutions must not change.
-    import skplice._solvers as solvers
+    import skplice.decomposition._solvers as solvers
 
     rng = np.random.default_rng(11)
     C = correlated_dictionary(rng, 500, 48)
@@ -287,7 +287,7 @@ def test_no_operation_runs_on_several_threads_and_the_callers_threads_split_the_
     # caller's setting stays, and the thread count changes no result.
     import threading
 
-    import skplice._solvers as solvers
+    import skplice.decomposition._solvers as solvers
 
     seen = {"solve": set(), "product": set(), "solving threads": set()}
     working_sets, addmm = solvers._solve_working_sets, torch.addmm
@@ -327,7 +327,7 @@ def test_no_operation_runs_on_several_threads_and_the_callers_threads_split_the_
 def test_parts_of_a_batch_share_the_gram_budget(monkeypatch):
     # Parts solved at once each get their share of the Gram budgets, so that a split
     # call holds no more working-set Gram entries than one call would.
-    import skplice._solvers as solvers
+    import skplice.decomposition._solvers as solvers
 
     largest = []
     working_set_gram = solvers._working_set_gram
@@ -353,7 +353,7 @@ def test_parts_of_a_batch_share_the_gram_budget(monkeypatch):
 
 
 def test_threads_are_restored_when_the_solver_fails(monkeypatch):
-    import skplice._solvers as solvers
+    import skplice.decomposition._solvers as solvers
 
     def failing(*args, **kwargs):
         raise FloatingPointError("a working-set solve failed")
@@ -391,7 +391,7 @@ def test_concurrent_calls_from_threads_agree_with_one_call():
 def test_gram_gather_chunks_do_not_change_results(monkeypatch):
     # The working-set Gram matrices are built a chunk of rows at a time: 64 rows on a
     # CPU (cache), many more on a GPU (kernel launches). Chunks change no solution.
-    import skplice._solvers as solvers
+    import skplice.decomposition._solvers as solvers
 
     rng = np.random.default_rng(15)
     C = correlated_dictionary(rng, 400, 32)

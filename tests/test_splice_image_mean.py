@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skplice import CLIPEmbedder, SpLiCETransformer, load_image_mean
-from skplice._model_tags import ClipModel, tag
+from skplice.embedding._model_tags import ClipModel, tag
 from skplice.exceptions import SingleSampleMeanWarning
 
 D = 512  # the width of the published ViT-B-32 / ViT-B-16 means

@@ -215,13 +215,3 @@ def test_plot_without_matplotlib_names_the_extra(toy, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"skplice\[plot\]"):
         plot_sparsity_curve(results)
-
-
-def test_plot_sparsity_curve_lives_with_the_other_plots():
-    import skplice
-    import skplice.plotting
-    import skplice.sweep
-
-    assert skplice.plot_sparsity_curve is skplice.plotting.plot_sparsity_curve
-    assert skplice.sweep.plot_sparsity_curve is skplice.plotting.plot_sparsity_curve
-    assert "plot_sparsity_curve" in skplice.plotting.__all__

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from skplice import CLIPEmbedder, _clip_backend, _text_context
+from skplice import CLIPEmbedder
+from skplice.embedding import _clip_backend, _text_context
 
 torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
@@ -222,8 +223,8 @@ def test_short_texts_are_batched_by_tokens(architectures):
 
 
 def test_out_of_memory_halves_batches_in_full_context_units(architectures):
-    from skplice._oom import OutOfMemoryError, ShrinkingBatches
     from skplice.exceptions import BatchSizeReducedWarning
+    from skplice.utils._oom import OutOfMemoryError, ShrinkingBatches
 
     embedder = _embedder(architectures["argmax"])
     tower = _text_context.causal_text_tower(embedder._bundle().model)

@@ -1,4 +1,4 @@
-"""Tests for skplice.vocabulary: named lists, the download cache, cleaning, custom lists."""
+"""Vocabularies: named lists, the download cache, cleaning, custom lists."""
 
 import functools
 import hashlib
@@ -15,7 +15,12 @@ from _file_server import FileServer, unreachable_url
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from skplice import load_vocabulary
-from skplice.vocabulary import _NAMED, _VISUAL_STOP_WORDS, URL_ENV_VAR, VocabularyDownloadError
+from skplice.concepts._vocabulary import (
+    _NAMED,
+    _VISUAL_STOP_WORDS,
+    URL_ENV_VAR,
+    VocabularyDownloadError,
+)
 
 NAMES = ("laion", "laion_bigrams", "mscoco")
 
@@ -100,7 +105,7 @@ def test_failed_write_leaves_no_temp_file(vocab_server, skplice_home, monkeypatc
     def fail(*args):
         raise error
 
-    monkeypatch.setattr("skplice.vocabulary.os.replace", fail)
+    monkeypatch.setattr("skplice.concepts._vocabulary.os.replace", fail)
     with pytest.raises(type(error)):
         load_vocabulary("mscoco")
     assert cache_contents(skplice_home) == []
@@ -111,7 +116,7 @@ def test_a_trickling_server_cannot_outlast_the_deadline(
     vocab_server, skplice_home, monkeypatch, mode
 ):
     # Each byte comes well within the per-read timeout; only an overall deadline ends it.
-    monkeypatch.setattr("skplice._download.DEADLINE", 1.0)
+    monkeypatch.setattr("skplice.utils._download.DEADLINE", 1.0)
     vocab_server.mode = mode
     started = time.monotonic()
     with pytest.raises(VocabularyDownloadError, match=r"did not finish within 1\.0 seconds"):

@@ -13,7 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skplice import CLIPEmbedder, SpLiCETransformer, ZeroShotClassifier
-from skplice._model_tags import clip_model_of, text_encoder_for
+from skplice.embedding._model_tags import clip_model_of, text_encoder_for
 
 
 def unit(a):
