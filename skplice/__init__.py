@@ -45,6 +45,7 @@ _SUBMODULES = {
     "editing",
     "embedding",
     "exceptions",
+    "utils",
     "zero_shot",
 }
 

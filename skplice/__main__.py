@@ -1,4 +1,4 @@
-"""``python -m skplice``: the ``skplice`` command (see :mod:`skplice.cli._commands`)."""
+"""``python -m skplice``: the ``skplice`` command (see :mod:`skplice.cli`)."""
 
 import sys
 

@@ -8,8 +8,8 @@ class DownloadError(OSError):
     :class:`ImageMeanDownloadError`: catch it to handle any failed download of
     skplice's data (vocabularies, published image means). The message names the
     address, the cause, the path where the file can be placed by hand and its
-    expected sha256. Model weights are downloaded by open_clip, not by skplice, and
-    fail with open_clip's errors.
+    expected sha256. CLIP model weights are downloaded by open_clip; when that fails,
+    :class:`ModelDownloadError` says why and how to work offline.
 
     Examples
     --------
@@ -45,6 +45,48 @@ class ImageMeanDownloadError(DownloadError):
     >>> issubclass(ImageMeanDownloadError, DownloadError)
     True
     """
+
+
+class ModelDownloadError(DownloadError):
+    """The weights of a CLIP model could not be downloaded from the Hugging Face Hub.
+
+    :class:`~skplice.CLIPEmbedder` raises it when it loads a pretrained tag or an
+    ``hf-hub:`` model whose files are neither in the local Hugging Face cache nor
+    downloadable. The message names the model, the address, the cause and how to work
+    offline (a local checkpoint file or folder); open_clip's error is chained as
+    ``__cause__``.
+
+    Parameters
+    ----------
+    message : str
+        What failed and how to fix it.
+    unreachable : str or None, default=None
+        Why the Hub could not be reached, if it could not.
+
+    Attributes
+    ----------
+    unreachable : str or None
+        Why the Hub could not be reached (then only the local cache was searched), as
+        a phrase; None when it answered, or when offline mode was set by the user.
+
+    Examples
+    --------
+    >>> from skplice.exceptions import DownloadError, ModelDownloadError
+    >>> error = ModelDownloadError("Could not download ...", unreachable=None)
+    >>> isinstance(error, DownloadError), error.unreachable
+    (True, None)
+    """
+
+    def __init__(self, message, *, unreachable=None):
+        super().__init__(message)
+        self.unreachable = unreachable
+
+    def __reduce__(self):
+        return _rebuild_model_download_error, (str(self), self.unreachable)
+
+
+def _rebuild_model_download_error(message, unreachable):
+    return ModelDownloadError(message, unreachable=unreachable)
 
 
 class ImageLoadError(OSError, ValueError):

@@ -2,7 +2,7 @@
 
 Subprocess tests run ``python -m skplice`` as a user would, with a temporary
 SKPLICE_HOME holding the real vocabularies and the Hugging Face Hub offline; the many
-error cases call :func:`skplice.cli._commands.main` in process, which is faster.
+error cases call :func:`skplice.cli.main` in process, which is faster.
 """
 
 import json
@@ -461,8 +461,6 @@ def test_an_explanation_without_concepts_explains_nothing(photo_dir, tiny, capsy
 
 
 def test_explained_cosines_are_those_of_the_centred_parts_at_any_scale():
-    from skplice.cli._commands import _explained_cosines
-
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20, 8)) + 3
     splice = SpLiCETransformer(dictionary=rng.normal(size=(15, 8)), l1=0.05).fit(X)
@@ -473,8 +471,13 @@ def test_explained_cosines_are_those_of_the_centred_parts_at_any_scale():
     recon = W @ splice.components_
     recon /= np.linalg.norm(recon, axis=1, keepdims=True)
     expected = np.sum(z * recon, axis=1)
-    np.testing.assert_allclose(_explained_cosines(X, W, splice), expected, rtol=1e-10)
-    np.testing.assert_allclose(_explained_cosines(X * 1e200, W, splice), expected, rtol=1e-10)
+    np.testing.assert_allclose(splice.score_samples(X, centred=True), expected, rtol=1e-10)
+    np.testing.assert_allclose(splice.score_samples(X * 1e200, centred=True), expected, rtol=1e-10)
+    # Without centring, both cosines are the one with the reconstruction.
+    plain = SpLiCETransformer(dictionary=splice.dictionary, l1=0.05, center=False).fit(X)
+    np.testing.assert_allclose(
+        plain.score_samples(X, centred=True), plain.score_samples(X), rtol=1e-12
+    )
 
 
 def test_clean_drops_stop_words_and_symbols(embeddings, tiny, tmp_path, capsys, vocab_source_dir):
@@ -499,7 +502,8 @@ def test_clean_drops_stop_words_and_symbols(embeddings, tiny, tmp_path, capsys, 
 
 
 def test_model_names_as_documented_and_unknown_ones(monkeypatch, tmp_path, skplice_home, capsys):
-    from skplice.cli._inputs import UsageError, resolve_pretrained
+    from skplice.cli._errors import UsageError
+    from skplice.cli._inputs import resolve_pretrained
 
     assert resolve_pretrained("ViT-B/32", None) == "laion2b_s34b_b79k"
     with pytest.raises(UsageError, match=r"--model ViT-B/33: unknown open_clip architecture"):
@@ -696,7 +700,7 @@ def test_long_paths_are_shortened_in_the_middle(tmp_path, photo_dir, tiny, capsy
 
 
 def test_debug_reraises_usage_errors(tmp_path):
-    from skplice.cli._inputs import UsageError
+    from skplice.cli._errors import UsageError
 
     with pytest.raises(UsageError, match="file not found"):
         main(["decompose", "-i", str(tmp_path / "x.npy"), "-o", "w.npz", "--debug"])
@@ -705,7 +709,7 @@ def test_debug_reraises_usage_errors(tmp_path):
 def test_library_log_records_are_shown_once():
     import logging
 
-    from skplice.cli._commands import _not_handled_elsewhere
+    from skplice.cli._outputs import not_handled_elsewhere as _not_handled_elsewhere
 
     record = logging.LogRecord("root", logging.WARNING, __file__, 1, "message", None, None)
     assert _not_handled_elsewhere(record)
@@ -721,7 +725,7 @@ def test_library_log_records_are_shown_once():
 
 def test_image_mean_files(tmp_path):
     torch = pytest.importorskip("torch")
-    from skplice.cli._inputs import UsageError
+    from skplice.cli._errors import UsageError
     from skplice.cli._inputs import read_image_mean_file as load_image_mean
 
     rng = np.random.default_rng(2)
@@ -756,3 +760,103 @@ def test_the_docs_show_the_model_config_their_examples_use(tiny_clip_config_path
     blocks = re.findall(r"\.\. code-block:: json\n\n((?:    .*\n|\n)+)", page)
     assert len(blocks) == 1 and "--model-config tiny-clip.json" in page
     assert json.loads(blocks[0]) == json.loads(tiny_clip_config_path.read_text())
+
+
+# ------------------------------------------------------------ public API only
+
+
+def _private_uses(path):
+    """(line, what) for each use of a private skplice name in the module at ``path``.
+
+    A private name is a dotted name with a component that starts with one underscore
+    (dunders aside). Failures: importing ``skplice.<private>...`` (other than the
+    command's own ``skplice.cli`` modules), importing a private name from skplice, a
+    relative import that leaves ``skplice.cli``, ``importlib.import_module`` of a
+    private skplice module, and reading a private attribute of any object but ``self``
+    (``embedder._spec()``, ``splice._clip_model``).
+    """
+    import ast
+
+    def private(name):
+        return any(p.startswith("_") and not p.startswith("__") for p in name.split("."))
+
+    def forbidden_module(module):
+        own = module == "skplice.cli" or module.startswith("skplice.cli.")
+        return module.split(".")[0] == "skplice" and private(module) and not own
+
+    problems = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            problems += [(node.lineno, a.name) for a in node.names if forbidden_module(a.name)]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level > 1:
+                problems.append((node.lineno, f"{'.' * node.level}{node.module or ''}"))
+                continue
+            module = f"skplice.cli.{node.module}" if node.level else (node.module or "")
+            if forbidden_module(module):
+                problems.append((node.lineno, module))
+            elif module.split(".")[0] == "skplice" and not module.startswith("skplice.cli"):
+                problems += [
+                    (node.lineno, f"{module}.{a.name}") for a in node.names if private(a.name)
+                ]
+        elif isinstance(node, ast.Attribute) and private(node.attr):
+            if not (isinstance(node.value, ast.Name) and node.value.id == "self"):
+                problems.append((node.lineno, ast.unparse(node)))
+        elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith("import_module"):
+            names = [a.value for a in node.args if isinstance(a, ast.Constant)]
+            problems += [(node.lineno, n) for n in names if forbidden_module(str(n))]
+    return problems
+
+
+def test_the_command_uses_public_api_only():
+    """skplice/cli/ is a client of the library: it imports no private skplice name and
+    reads no private attribute, so the library's internals can change under it."""
+    folder = ROOT / "skplice" / "cli"
+    found = {
+        f"{path.name}:{line}": what
+        for path in sorted(folder.glob("*.py"))
+        for line, what in _private_uses(path)
+    }
+    assert found == {}, found
+
+
+def test_the_public_api_check_finds_private_uses(tmp_path):
+    module = tmp_path / "example.py"
+    module.write_text(
+        "import skplice.utils._rows\n"
+        "from skplice.embedding._hub import unreachable_reason\n"
+        "from skplice.utils import _private\n"
+        "from skplice.cli._inputs import UsageError\n"  # the command's own modules: fine
+        "from ._errors import CommandError\n"
+        "from skplice import SpLiCETransformer, __version__\n"
+        "import importlib\n"
+        "importlib.import_module('skplice.concepts._image_means')\n"
+        "embedder._spec()\n"
+        "self._intermixing = True\n"
+    )
+    found = sorted(what for _, what in _private_uses(module))
+    assert found == [
+        "embedder._spec",
+        "skplice.concepts._image_means",
+        "skplice.embedding._hub",
+        "skplice.utils._private",
+        "skplice.utils._rows",
+    ]
+
+
+def test_help_states_the_estimators_defaults():
+    """Options left out take the estimators' defaults; the help says which they are."""
+    from skplice.cli import _options
+
+    embedder, splice = CLIPEmbedder().get_params(), SpLiCETransformer().get_params()
+    assert (_options.DEFAULT_MODEL, _options.DEFAULT_PRETRAINED) == (
+        embedder["model"],
+        embedder["pretrained"],
+    )
+    assert _options.DEFAULT_IMAGE_BATCH_SIZE == embedder["batch_size"]
+    assert _options.DEFAULT_L1 == splice["l1"]
+    assert _options.DEFAULT_VOCABULARY == splice["vocabulary"]
+    assert _options.DEFAULT_VOCABULARY_SIZE == splice["vocabulary_size"]
+    assert _options.DEFAULT_SOLVER_BATCH_SIZE == splice["batch_size"]
+    args = build_parser().parse_args(["decompose", "-i", "X.npy", "-o", "w.npz"])
+    assert args.l1 is args.vocabulary is args.vocabulary_size is args.batch_size is None

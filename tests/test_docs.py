@@ -79,6 +79,7 @@ PUBLIC_MODULES = (
     "skplice.editing",
     "skplice.embedding",
     "skplice.exceptions",
+    "skplice.utils",
     "skplice.zero_shot",
 )
 

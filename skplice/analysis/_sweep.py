@@ -8,8 +8,7 @@ import scipy.sparse as sp
 from sklearn.metrics import accuracy_score
 from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 
-from skplice.decomposition._splice import SpLiCETransformer
-from skplice.utils._rows import row_cosines
+from skplice.decomposition._splice import SpLiCETransformer, reconstruction_cosines
 from skplice.zero_shot import ZeroShotClassifier
 
 __all__ = ["sparsity_sweep"]
@@ -90,14 +89,14 @@ def sparsity_sweep(splice, X, y=None, *, l1_values, classifier=None):
     path = splice.regularization_path(X, l1_values)
     rows = []
     for l1, W in zip(l1_values, path, strict=True):
-        reconstruction = splice.inverse_transform(W)
         row = {
             "representation": "splice",
             "l1": l1,
             "mean_l0": float(np.mean(_active_per_row(W))),
-            "mean_cosine": float(np.mean(row_cosines(X_array, reconstruction))),
+            "mean_cosine": float(np.mean(reconstruction_cosines(splice, X_array, W))),
         }
         if classifier is not None:
+            reconstruction = splice.inverse_transform(W)
             if isinstance(X, pd.DataFrame):  # a classifier fitted on named columns wants them
                 reconstruction = pd.DataFrame(reconstruction, index=X.index, columns=X.columns)
             row["accuracy"] = accuracy_score(y, classifier.predict(reconstruction))

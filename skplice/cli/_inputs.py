@@ -12,33 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from skplice.concepts._vocabulary import NAMED_VOCABULARIES, load_vocabulary
-from skplice.utils._deps import import_optional
-from skplice.utils._files import non_regular_kind
-from skplice.utils._home import get_data_home
+from skplice.cli._errors import UsageError
+from skplice.concepts import list_vocabularies, load_vocabulary
+from skplice.utils import get_data_home, import_optional, non_regular_kind
 
-#: Exit status of a failure while running (download, missing package, write error).
-EXIT_FAILURE = 1
-#: Exit status of invalid arguments or input files (argparse uses it too).
-EXIT_USAGE = 2
-
-DEFAULT_MODEL = "ViT-B-32"
-DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 #: With ``--image-mean auto``, the fewest inputs whose own mean is used for centring.
 MIN_INPUTS_FOR_MEAN = 10
 MEAN_MODES = ("auto", "published", "inputs", "none")
-
-
-class CommandError(Exception):
-    """A failure reported as a message on stderr and an exit status, without a traceback."""
-
-    exit_code = EXIT_FAILURE
-
-
-class UsageError(CommandError):
-    """Invalid arguments or input files: exit status 2."""
-
-    exit_code = EXIT_USAGE
 
 
 # ------------------------------------------------------------------------------ files
@@ -174,29 +154,42 @@ def check_mean_source(value):
 def published_mean_model(source, embedder):
     """Resolve ``auto`` and ``published`` to the model whose published mean to use, if any.
 
-    Returns ``(source, model)``: ``("published", ClipModel)`` when the embedder's model
-    has a published mean and ``source`` is ``auto`` or ``published``; else ``source``
-    unchanged and None. An explicit ``published`` without one is a usage error.
+    Returns ``(source, embedder)``: ``("published", embedder)`` when the embedder's
+    model has a published mean and ``source`` is ``auto`` or ``published``; else
+    ``source`` unchanged and None. An explicit ``published`` without one is a usage error.
     """
-    from skplice.concepts._image_means import describe_published, has_image_mean
-
     if source not in ("auto", "published"):
         return source, None
-    model = None if embedder is None else embedder._clip_model()
-    if model is not None and has_image_mean(model.model, model.pretrained):
-        return "published", model
+    if embedder is not None and _published_mean_location(embedder) is not None:
+        return "published", embedder
     if source == "auto":
         return source, None
-    if model is None:
+    if embedder is None:
         raise UsageError(
             "--image-mean published takes the mean of the model given by --model and "
             "--pretrained, which --dictionary replaces; pass the mean as a FILE instead."
         )
     raise UsageError(
         f"--image-mean published: the SpLiCE authors published no mean image embedding "
-        f"for {model.label()}; they did for {describe_published()}. Use --image-mean "
-        "inputs, none or FILE."
+        f"for {embedder.model_label()}; they did for {_published_models()}. Use "
+        "--image-mean inputs, none or FILE."
     )
+
+
+def _published_mean_location(embedder):
+    """``(url, cache path)`` of the published mean of the embedder's model, or None."""
+    from skplice.concepts import locate_image_mean
+
+    try:
+        return locate_image_mean(embedder.model, embedder.pretrained)
+    except ValueError:  # no mean was published for it
+        return None
+
+
+def _published_models():
+    from skplice.concepts import list_image_means
+
+    return ", ".join(f"{model} {pretrained}" for model, pretrained in list_image_means())
 
 
 def centring_mode(source, n_inputs):
@@ -258,11 +251,9 @@ def read_image_mean_file(path, n_features):
     if array.ndim == 2 and array.shape[0] == 1:
         array = array[0]
     if array.ndim == 2 and array.shape[0] >= 2:
-        from skplice.utils._rows import unit_rows  # scipy: not for --help
-
         if not np.all(np.any(array != 0, axis=1)):
             raise UsageError(f"--image-mean: {path} has all-zero rows; remove them.")
-        array = unit_rows(array).mean(axis=0)
+        array = _mean_of_unit_rows(array)
     if array.ndim != 1:
         raise UsageError(
             f"--image-mean: {path} has shape {array.shape}; expected a mean embedding (d,) "
@@ -276,6 +267,16 @@ def read_image_mean_file(path, n_features):
     if not np.all(np.isfinite(array)):
         raise UsageError(f"--image-mean: {path} holds NaN or infinite values.")
     return array
+
+
+def _mean_of_unit_rows(embeddings):
+    """The mean that ``SpLiCETransformer`` learns from these embeddings in ``fit``."""
+    from skplice import SpLiCETransformer  # torch, scikit-learn: not for --help
+
+    if not np.all(np.isfinite(embeddings)):
+        return embeddings.mean(axis=0)  # refused below, as a mean with NaN would be
+    # The identity dictionary needs no model: only the mean is wanted.
+    return SpLiCETransformer(dictionary="identity").fit(embeddings).image_mean_
 
 
 def _load_tensor(path):
@@ -297,32 +298,41 @@ def _load_tensor(path):
 # --------------------------------------------------------------- models, vocabularies
 
 
+def estimator_defaults(name):
+    """The default parameters of a skplice estimator, the command's own defaults.
+
+    Options left out take these, so the command and the library cannot drift apart.
+    """
+    import skplice  # the estimators import torch and scikit-learn: not for --help
+
+    return getattr(skplice, name)().get_params()
+
+
 def check_vocabulary(vocabulary):
     """A named vocabulary, or the path of an existing text file."""
-    if vocabulary in NAMED_VOCABULARIES:
+    if vocabulary in list_vocabularies():
         return vocabulary
     if not os.path.isfile(vocabulary):
-        close = difflib.get_close_matches(vocabulary, NAMED_VOCABULARIES, n=1)
+        close = difflib.get_close_matches(vocabulary, list_vocabularies(), n=1)
         raise UsageError(
             f"--vocabulary {vocabulary}: not a named vocabulary "
-            f"({', '.join(NAMED_VOCABULARIES)}) and no such file"
+            f"({', '.join(list_vocabularies())}) and no such file"
             + (f" (did you mean {close[0]}?)" if close else "")
             + "; a vocabulary file has one concept per line."
         )
     return vocabulary
 
 
-def image_mean_hint(model):
-    """How to give the published mean of ``model`` with a checkpoint file (None: no mean).
+def image_mean_hint(embedder):
+    """How to give the published mean of the embedder's model with a checkpoint file.
 
-    A checkpoint file does not say whose weights it holds, so the published mean that
-    ``auto`` would have used must then be passed as a file.
+    None when no published mean applies (``embedder`` is None). A checkpoint file does
+    not say whose weights it holds, so the published mean that ``auto`` would have used
+    must then be passed as a file.
     """
-    from skplice.concepts._image_means import cache_path, download_url
-
-    if model is None:
+    if embedder is None:
         return None
-    target = cache_path(model.model, model.pretrained)
+    url, target = _published_mean_location(embedder)
     if target.is_file():
         return (
             "With a checkpoint file, also pass the published mean image embedding, which "
@@ -330,8 +340,8 @@ def image_mean_hint(model):
         )
     return (
         f"With a checkpoint file, also pass the published mean image embedding of "
-        f"{model.label()}, which a checkpoint cannot name: download {target.name} from "
-        f"{download_url(model.model, model.pretrained)} and add --image-mean {target.name} "
+        f"{embedder.model_label()}, which a checkpoint cannot name: download {target.name} "
+        f"from {url} and add --image-mean {target.name} "
         f"(or place it at {target}, where it is found without the option when the "
         "model is named by its tag)."
     )
@@ -339,7 +349,7 @@ def image_mean_hint(model):
 
 def vocabulary_hint(vocabulary):
     """How to work offline, when a named vocabulary is not in the cache yet (else None)."""
-    if vocabulary not in NAMED_VOCABULARIES:
+    if vocabulary not in list_vocabularies():
         return None
     target = get_data_home(create=False) / "vocabularies" / f"{vocabulary}.txt"
     if target.is_file():
@@ -385,8 +395,9 @@ def resolve_pretrained(model, pretrained):
     if model.startswith(("hf-hub:", "local-dir:")):
         return None
     name = model.replace("/", "-")  # open_clip's spelling rule: ViT-B/32 is ViT-B-32
-    if name == DEFAULT_MODEL:
-        return DEFAULT_PRETRAINED
+    defaults = estimator_defaults("CLIPEmbedder")
+    if name == defaults["model"]:
+        return defaults["pretrained"]
     open_clip = import_optional("open_clip")
     known = open_clip.list_models()
     if name not in known:

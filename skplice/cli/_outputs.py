@@ -1,19 +1,25 @@
-"""What the ``skplice`` command writes: explanations as text or JSON, arrays, plots.
+"""What the ``skplice`` command writes: explanations as text or JSON, arrays, plots, and
+its messages on stderr.
 
 Files are written whole or not at all: the bytes are built in memory, then moved into
-place atomically (:func:`skplice.utils._files.write_atomic`), so an interrupted or failed run
+place atomically (:func:`skplice.utils.write_atomic`), so an interrupted or failed run
 never leaves a half-written output.
 """
 
 import io
+import logging
+import sys
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from skplice.utils._deps import import_optional
-from skplice.utils._files import write_atomic
+from skplice.cli._errors import UsageError
+from skplice.utils import import_optional, shorten_words, write_atomic
+
+PROG = "skplice"
 
 #: At most this many images are drawn by ``explain --plot`` (one row each).
 MAX_PLOT_IMAGES = 20
@@ -30,7 +36,7 @@ def explanation_records(images, W, names, cosines, *, top_k, image_mean, skipped
     ``(position, source, reason)`` for images that could not be read, which get an
     ``error`` and no concepts. ``top_k=0`` lists every non-zero concept.
     """
-    from skplice.analysis._inspection import top_concepts  # pandas: not for --help
+    from skplice import top_concepts  # pandas: not for --help
 
     n = top_k or max(W.shape[1], 1)
     top = top_concepts(W, names, n=n)
@@ -105,7 +111,7 @@ def check_plot_path(path, n_images):
     import_optional("matplotlib")
     from matplotlib.figure import Figure
 
-    from skplice.cli._inputs import UsageError, check_output_path
+    from skplice.cli._inputs import check_output_path
 
     path = check_output_path(path, "--plot")
     formats = Figure().canvas.get_supported_filetypes()
@@ -127,7 +133,7 @@ def write_plot(path, images, W, names, *, top_k):
     """One figure, one row per image: the image beside a bar chart of its top concepts."""
     from matplotlib.figure import Figure
 
-    from skplice.analysis._plotting import plot_image_concepts
+    from skplice import plot_image_concepts
 
     fig = Figure(figsize=(9, 3.6 * len(images)), layout="constrained")
     axes = fig.subplots(len(images), 2, squeeze=False)
@@ -139,3 +145,59 @@ def write_plot(path, images, W, names, *, top_k):
     buffer = io.BytesIO()
     fig.savefig(buffer, format=Path(path).suffix.lower().lstrip("."), dpi=100)
     write_atomic(Path(path), buffer.getvalue())
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def progress(args, long_run):
+    """Progress bars: with --verbose, or on a terminal for a long run, never with --quiet."""
+    if args.quiet:
+        return False
+    return bool(args.verbose or (long_run and sys.stderr.isatty()))
+
+
+def info(args, message):
+    if not args.quiet:
+        print(f"{PROG}: {message}", file=sys.stderr)
+
+
+@contextmanager
+def messages_to_stderr(*, quiet=False):
+    """Show library log records as ``skplice: message`` while a command runs.
+
+    Only when nothing configured logging (a plain command line): the handler is removed
+    afterwards, so an embedding program's logging is never changed. With ``quiet``, only
+    errors are shown (open_clip's "No pretrained weights loaded" for --pretrained none is
+    a warning).
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.ERROR if quiet else logging.NOTSET)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+    handler.addFilter(not_handled_elsewhere)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+
+
+def not_handled_elsewhere(record):
+    """False for records that a handler of their own logger (or a parent) already shows."""
+    logger = logging.getLogger(record.name)
+    while logger.parent is not None:  # stop below the root, where our handler is
+        if logger.handlers:
+            return False
+        if not logger.propagate:
+            break
+        logger = logger.parent
+    return True
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None):
+    text = shorten_words(str(message))
+    print(f"{PROG}: warning: {text}", file=sys.stderr if file is None else file)

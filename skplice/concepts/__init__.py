@@ -5,13 +5,15 @@ atomically); a dictionary is their unit-norm, centred text embeddings, cached on
 """
 
 from skplice.concepts._dictionary import build_dictionary, encode_concepts
-from skplice.concepts._image_means import list_image_means, load_image_mean
-from skplice.concepts._vocabulary import load_vocabulary
+from skplice.concepts._image_means import list_image_means, load_image_mean, locate_image_mean
+from skplice.concepts._vocabulary import list_vocabularies, load_vocabulary
 
 __all__ = [
     "build_dictionary",
     "encode_concepts",
     "list_image_means",
+    "list_vocabularies",
     "load_image_mean",
     "load_vocabulary",
+    "locate_image_mean",
 ]

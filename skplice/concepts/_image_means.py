@@ -13,7 +13,12 @@ from skplice.exceptions import ImageMeanDownloadError
 from skplice.utils._download import download_verified, read_verified
 from skplice.utils._home import cache_folder, get_data_home, warn_cache_disabled
 
-__all__ = ["ImageMeanDownloadError", "list_image_means", "load_image_mean"]
+__all__ = [
+    "ImageMeanDownloadError",
+    "list_image_means",
+    "load_image_mean",
+    "locate_image_mean",
+]
 
 # Pinned to a commit so the bytes behind the address cannot change under the sha256 sums.
 BASE_URL = (
@@ -148,12 +153,7 @@ def load_image_mean(model="ViT-B-32", pretrained="laion2b_s34b_b79k", *, data_ho
     """
     spec = _find(model, pretrained)
     if spec is None:
-        raise ValueError(
-            f"No published mean image embedding for model {model!r} with "
-            f"pretrained={pretrained!r}. The SpLiCE authors published one for: "
-            f"{describe_published()}. For other models, learn the mean from your own "
-            "images (SpLiCETransformer(image_mean=None).fit(X)) or pass one as an array."
-        )
+        raise _not_published(model, pretrained)
     # An unwritable cache is still read, and a download then goes on without it.
     folder = cache_folder("means", data_home)
     target = folder.path / spec.file
@@ -166,6 +166,58 @@ def load_image_mean(model="ViT-B-32", pretrained="laion2b_s34b_b79k", *, data_ho
     # Read the verified bytes themselves, never a second read of a file that another
     # process may have replaced in between.
     return _to_numpy(data, spec)
+
+
+def locate_image_mean(model="ViT-B-32", pretrained="laion2b_s34b_b79k", *, data_home=None):
+    """Where :func:`load_image_mean` downloads a published mean from, and caches it.
+
+    Nothing is downloaded, read or created: use it to fetch the file elsewhere, or to
+    tell a user where to place it by hand on a machine without internet access.
+
+    Parameters
+    ----------
+    model : str, default="ViT-B-32"
+        An open_clip architecture name, spelt as for :func:`load_image_mean`.
+    pretrained : str, default="laion2b_s34b_b79k"
+        The open_clip pretrained tag of the weights, spelt as for
+        :func:`load_image_mean`.
+    data_home : str or path-like, default=None
+        Cache folder. When None, the ``SKPLICE_HOME`` environment variable, else
+        ``~/.cache/skplice``.
+
+    Returns
+    -------
+    url : str
+        The address of the file (``SKPLICE_MEANS_URL`` replaces the base address).
+    path : pathlib.Path
+        Where the file is cached, and where a file placed by hand is found.
+
+    Raises
+    ------
+    ValueError
+        No mean was published for this model and these weights; the message lists
+        the models that have one.
+
+    Examples
+    --------
+    >>> from skplice.concepts import locate_image_mean
+    >>> url, path = locate_image_mean("ViT-B/32", "openai", data_home="/data/skplice")
+    >>> url.rsplit("/", 1)[-1], path.as_posix()
+    ('clip_ViT-B-32_image.pt', '/data/skplice/means/clip_ViT-B-32_image.pt')
+    """
+    spec = _find(model, pretrained)
+    if spec is None:
+        raise _not_published(model, pretrained)
+    return _url(spec), _cache_path(spec, data_home, create=False)
+
+
+def _not_published(model, pretrained):
+    return ValueError(
+        f"No published mean image embedding for model {model!r} with "
+        f"pretrained={pretrained!r}. The SpLiCE authors published one for: "
+        f"{describe_published()}. For other models, learn the mean from your own "
+        "images (SpLiCETransformer(image_mean=None).fit(X)) or pass one as an array."
+    )
 
 
 def has_image_mean(model, pretrained):

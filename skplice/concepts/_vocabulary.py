@@ -13,7 +13,7 @@ from skplice.utils._download import download_verified, read_verified
 from skplice.utils._home import cache_folder, warn_cache_disabled
 from skplice.utils._text import shorten
 
-__all__ = ["VocabularyDownloadError", "load_vocabulary"]
+__all__ = ["VocabularyDownloadError", "list_vocabularies", "load_vocabulary"]
 
 # Pinned to a commit so the bytes behind the address cannot change under the sha256 sums.
 BASE_URL = (
@@ -49,6 +49,24 @@ _NAMED = {
 
 #: Names of the vocabularies that :func:`load_vocabulary` downloads.
 NAMED_VOCABULARIES = tuple(_NAMED)
+
+
+def list_vocabularies():
+    """The named vocabularies that :func:`load_vocabulary` downloads.
+
+    Returns
+    -------
+    list of str
+        Their names, each accepted by :func:`load_vocabulary` and as the
+        ``vocabulary`` of :class:`~skplice.SpLiCETransformer`.
+
+    Examples
+    --------
+    >>> from skplice.concepts import list_vocabularies
+    >>> list_vocabularies()
+    ['laion', 'laion_bigrams', 'mscoco']
+    """
+    return list(NAMED_VOCABULARIES)
 
 
 def load_vocabulary(vocabulary="laion", size=None, *, clean=False, data_home=None):

@@ -653,6 +653,55 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         clip_model = getattr(self, "_clip_model", None)
         return recon if clip_model is None else tag(recon, clip_model)
 
+    def score_samples(self, X, *, centred=False):
+        """Cosine similarity between each embedding and its SpLiCE reconstruction.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Embeddings.
+        centred : bool, default=False
+            False compares each embedding with its reconstruction
+            (:meth:`inverse_transform` of its weights), as :meth:`score` and
+            :func:`~skplice.sparsity_sweep` do. True compares the two sides of the
+            approximation instead: the centred embedding (its unit vector minus
+            ``image_mean_``) and the weighted sum of its concepts
+            (``W @ components_``). The mean, shared by both sides of the first
+            comparison, is left out, so a sample with no concept gets 0 rather than
+            a cosine close to 1: it says how much of the sample its concepts
+            explain. Without centring (``center=False``) both are the same.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,), dtype float64
+            Cosines in [-1, 1]; higher means a more faithful decomposition.
+
+        See Also
+        --------
+        score : The mean of these cosines (with ``centred=False``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skplice import SpLiCETransformer
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(8, 16)) + 2
+        >>> splice = SpLiCETransformer(dictionary=rng.normal(size=(50, 16))).fit(X)
+        >>> splice.score_samples(X).shape
+        (8,)
+        >>> bool(splice.score_samples(X).mean() == splice.score(X))
+        True
+        >>> splice.set_params(l1=1e6).score_samples(X, centred=True)  # no concept at all
+        array([0., 0., 0., 0., 0., 0., 0., 0.])
+        """
+        check_is_fitted(self)
+        check_state_params(self)
+        check_same_model(self, X)
+        X = self._validate_embeddings(X, reset=False)
+        # The weights themselves, whatever `output` makes transform return.
+        (W,) = self._decompose(X, [self.l1])
+        return reconstruction_cosines(self, X, W, centred=centred)
+
     def score(self, X, y=None):
         """Mean cosine similarity between embeddings and their SpLiCE reconstructions.
 
@@ -667,15 +716,9 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         -------
         score : float
             Mean cosine similarity, in [-1, 1]; higher means a more faithful
-            decomposition.
+            decomposition: the mean of :meth:`score_samples`.
         """
-        check_is_fitted(self)
-        check_state_params(self)
-        check_same_model(self, X)
-        X = self._validate_embeddings(X, reset=False)
-        # The weights themselves, whatever `output` makes transform return.
-        (W,) = self._decompose(X, [self.l1])
-        return float(np.mean(row_cosines(X, self.inverse_transform(W))))
+        return float(np.mean(self.score_samples(X)))
 
     def get_feature_names_out(self, input_features=None):
         """Concept names, one per output column.
@@ -756,6 +799,20 @@ _WEIGHTS_HINT = (
 )
 
 _unit_rows = unit_rows  # rows scaled to unit L2 norm, without overflow or underflow
+
+
+def reconstruction_cosines(splice, X, W, *, centred=False):
+    """Per-sample cosines of validated embeddings ``X`` and their weights ``W``.
+
+    The one computation behind :meth:`SpLiCETransformer.score_samples` and
+    :func:`~skplice.sparsity_sweep` (which has the weights of several penalties).
+    """
+    if centred:
+        z = unit_rows(np.asarray(X, dtype=np.float64))
+        if splice.center:
+            z = z - splice.image_mean_
+        return row_cosines(z, np.asarray(W @ splice.components_))
+    return row_cosines(X, splice.inverse_transform(W))
 
 
 def _check_image_mean(image_mean):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from skplice.embedding import _hub, _model_cache
+from skplice.exceptions import ModelDownloadError
 from skplice.utils._deps import import_optional
 from skplice.utils._fingerprint import dir_digest, file_digest
 from skplice.utils._text import shorten
@@ -167,10 +168,11 @@ def _download_failed(spec, exc):
             f"<folder>) and pass CLIPEmbedder(model='local-dir:<folder>')."
         )
     unreachable = _hub.unreachable_reason()  # the probe's answer, remembered
-    return OSError(
+    return ModelDownloadError(
         f"Could not download the open_clip weights for {what} from {where}"
         + (f" ({unreachable})" if unreachable else "")
-        + f": {type(exc).__name__}: {exc}\n{cache_tip}{how}"
+        + f": {type(exc).__name__}: {exc}\n{cache_tip}{how}",
+        unreachable=unreachable,
     )
 
 

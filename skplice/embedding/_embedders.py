@@ -396,6 +396,87 @@ class CLIPEmbedder(_BaseEmbedder):
 
     # -- public API --------------------------------------------------------------------
 
+    def model_label(self):
+        """Name the model and weights, checked without loading or downloading anything.
+
+        Returns
+        -------
+        label : str
+            The architecture and weights in open_clip's spelling, as
+            :class:`SpLiCETransformer`'s ``clip_model_`` names them:
+            ``"ViT-B-32 laion2b_s34b_b79k"``, ``"<model> (random weights)"`` for
+            ``pretrained=None``, the checkpoint's absolute path after the
+            architecture, or the ``hf-hub:``/``local-dir:`` model alone.
+
+        Raises
+        ------
+        ValueError
+            The parameters name no valid model: an unknown architecture or
+            pretrained tag, a missing checkpoint file or folder (the message lists
+            the valid names).
+
+        Examples
+        --------
+        >>> from skplice import CLIPEmbedder
+        >>> CLIPEmbedder("ViT-B/32", "LAION2B-s34B-b79K").model_label()
+        'ViT-B-32 laion2b_s34b_b79k'
+        >>> CLIPEmbedder("RN50", pretrained=None).model_label()
+        'RN50 (random weights)'
+        """
+        self._validate_params()
+        return self._clip_model().label()
+
+    def load_model(self):
+        """Load the model now (downloading its weights if needed) instead of on first use.
+
+        The model goes into the process-wide cache that :meth:`transform` and
+        :meth:`encode_text` use, so a later call starts at once. Use it to fail early,
+        before any other work, when the weights cannot be had.
+
+        Returns
+        -------
+        self : CLIPEmbedder
+            The embedder itself (it stores nothing: the model lives in the cache).
+
+        Raises
+        ------
+        ValueError
+            The parameters name no valid model (see :meth:`model_label`), or
+            ``device`` is not a device that torch can use here.
+        ~skplice.exceptions.ModelDownloadError
+            The weights of a pretrained tag or ``hf-hub:`` model are neither in the
+            local Hugging Face cache nor downloadable; the message says how to work
+            offline.
+        OSError
+            A local checkpoint file or folder could not be read.
+
+        Examples
+        --------
+        A tiny random-weight architecture keeps this example offline and fast:
+
+        >>> import json, os, tempfile
+        >>> import numpy as np, open_clip
+        >>> from skplice import CLIPEmbedder
+        >>> cfg = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1,
+        ...        "width": 32, "patch_size": 16, "head_width": 16}, "text_cfg": {
+        ...        "context_length": 16, "vocab_size": 49408, "width": 16, "heads": 1,
+        ...        "layers": 1}}
+        >>> path = os.path.join(tempfile.mkdtemp(), "doctest-load-clip.json")
+        >>> with open(path, "w") as f:
+        ...     json.dump(cfg, f)
+        >>> open_clip.add_model_config(path)
+        >>> embedder = CLIPEmbedder("doctest-load-clip", None, device="cpu").load_model()
+        >>> embedder.transform([np.zeros((8, 8, 3), dtype=np.uint8)]).shape
+        (1, 16)
+        >>> CLIPEmbedder("doctest-load-clip", None, device="tpu9").load_model()
+        Traceback (most recent call last):
+        ...
+        ValueError: device='tpu9' is not a device torch understands; ...
+        """
+        self._validate_params()
+        self._bundle()
+        return self
+
     def transform(self, X):
         """Embed images.
 

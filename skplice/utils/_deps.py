@@ -14,9 +14,26 @@ _EXTRAS = {
 def import_optional(name):
     """Import and return module ``name``; raise a helpful ImportError when it is missing.
 
+    Parameters
+    ----------
+    name : str
+        The module, e.g. ``"open_clip"`` or ``"PIL.Image"``.
+
+    Returns
+    -------
+    module : module
+        The imported module.
+
+    Raises
+    ------
+    ImportError
+        The module cannot be imported; the message names the distribution to
+        install and, for skplice's optional dependencies, the extra that pulls it
+        in (``pip install "skplice[plot]"``).
+
     Examples
     --------
-    >>> from skplice.utils._deps import import_optional
+    >>> from skplice.utils import import_optional
     >>> import_optional("PIL.Image").__name__
     'PIL.Image'
     """

@@ -15,15 +15,31 @@ _KINDS = (
 
 
 def non_regular_kind(path):
-    """None when ``path`` is a regular file (or a symlink to one), else what it is.
+    """Say what ``path`` is when it is not a regular file (or a symlink to one).
 
     Opening a named pipe blocks until a writer appears and a device may never end, so
-    only regular files are ever opened. Raises FileNotFoundError when nothing is there.
+    only regular files are ever opened.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The path to check.
+
+    Returns
+    -------
+    kind : str or None
+        None for a regular file; else what is there, as a phrase for a message:
+        ``"a folder"``, ``"a named pipe (FIFO)"``, ``"a socket"``, ...
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing is at ``path``.
 
     Examples
     --------
     >>> import tempfile
-    >>> from skplice.utils._files import non_regular_kind
+    >>> from skplice.utils import non_regular_kind
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     non_regular_kind(folder)
     'a folder'
@@ -62,9 +78,33 @@ def atomic_writer(target, *, durable=True):
 
 
 def write_atomic(target, data, *, durable=True):
-    """Write ``data`` (bytes) to ``target`` so that no reader ever sees a partial file.
+    """Write ``data`` to ``target`` so that no reader ever sees a partial file.
 
-    See :func:`atomic_writer` for how, and for ``durable``.
+    The bytes go to a uniquely named temporary file in the same folder, are flushed
+    to disk, then moved into place with :func:`os.replace`: readers and concurrent
+    writers only ever see the old file (or none) or the complete new one. On any
+    failure or interrupt the temporary file is removed and the error re-raised.
+
+    Parameters
+    ----------
+    target : pathlib.Path
+        The file to write; its folder must exist.
+    data : bytes
+        The whole content.
+    durable : bool, default=True
+        Flush the file to disk (``fsync``) before moving it into place. False is
+        faster for many small files that their reader validates: after a power
+        loss such a file may be empty or incomplete.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from skplice.utils import write_atomic
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     write_atomic(Path(folder) / "out.txt", b"whole or nothing")
+    ...     (Path(folder) / "out.txt").read_bytes()
+    b'whole or nothing'
     """
     with atomic_writer(target, durable=durable) as file:
         file.write(data)

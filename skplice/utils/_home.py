@@ -50,7 +50,7 @@ def get_data_home(data_home=None, *, create=True):
     Examples
     --------
     >>> import tempfile
-    >>> from skplice.utils._home import get_data_home
+    >>> from skplice.utils import get_data_home
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     get_data_home(tmp).is_dir()
     True

@@ -48,11 +48,26 @@ def with_short_filenames(exc):
 
 
 def shorten_words(message, limit=LIMIT):
-    """``message`` with each run of more than ``limit`` non-blank characters shortened.
+    """Shorten, in the middle, each run of more than ``limit`` non-blank characters.
+
+    A 5,000-character path in an error message keeps its start and its end (its
+    root, its file name), and the sentence around it stays readable.
+
+    Parameters
+    ----------
+    message : str
+        The text, e.g. an error message.
+    limit : int, default=200
+        The longest run of non-blank characters kept whole.
+
+    Returns
+    -------
+    shortened : str
+        ``message`` with each longer run's middle replaced by "...".
 
     Examples
     --------
-    >>> from skplice.utils._text import shorten_words
+    >>> from skplice.utils import shorten_words
     >>> shorten_words("file not found: /" + "a" * 500 + "/b.jpg", limit=20)
     'file not found: /aaaaaaaa...aa/b.jpg'
     """
