@@ -29,7 +29,9 @@ LAYERS = {
     "skplice.analysis": 6,
     "skplice.cli": 7,
     "skplice.__main__": 8,
-    "skplice": 8,  # the top-level lazy exports name everything
+    # The top-level package re-exports the public names of every layer up to analysis
+    # (lazily): importing it is importing analysis.
+    "skplice": 6.5,
 }
 SOLVERS = "skplice.decomposition._solvers"
 
@@ -51,6 +53,13 @@ def part_of(name):
     raise KeyError(f"{name} belongs to no layer: add its package to LAYERS")
 
 
+def exported_from(name):
+    """The module behind ``from skplice import name``."""
+    if name == "__version__":
+        return "skplice._version"
+    return skplice._EXPORTS.get(name, f"skplice.{name}")
+
+
 def imported_modules(path):
     """``(line, module)`` for every skplice module that ``path`` imports."""
     tree = ast.parse(path.read_text(), str(path))
@@ -63,7 +72,7 @@ def imported_modules(path):
                 found.append((node.lineno, "." * node.level + (node.module or "")))
             elif node.module == "skplice":
                 # ``from skplice import x``: x is a subpackage or a lazily exported name
-                found += [(node.lineno, f"skplice.{alias.name}") for alias in node.names]
+                found += [(node.lineno, exported_from(alias.name)) for alias in node.names]
             else:
                 found.append((node.lineno, node.module))
     return [(line, name) for line, name in found if name.split(".")[0] in {"skplice", ""}]
@@ -113,6 +122,8 @@ def test_the_scanner_catches_an_upward_and_a_sideways_import(tmp_path, monkeypat
     (fake / "decomposition" / "_solvers").mkdir(parents=True)
     upward = fake / "utils" / "_up.py"
     upward.write_text("def f():\n    from skplice.decomposition import SpLiCETransformer\n")
+    through_the_top = fake / "utils" / "_top.py"
+    through_the_top.write_text("import skplice\nfrom skplice import top_concepts\n")
     sideways = fake / "editing.py"
     sideways.write_text("from skplice import zero_shot\n")
     solver = fake / "decomposition" / "_solvers" / "_x.py"
@@ -121,6 +132,7 @@ def test_the_scanner_catches_an_upward_and_a_sideways_import(tmp_path, monkeypat
     fine.write_text("import numpy\nfrom skplice.decomposition import SpLiCETransformer\n")
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
     assert "layer 1" in layer_violations(upward)[0]
+    assert len(layer_violations(through_the_top)) == 2  # the package, and analysis
     assert "peer" in layer_violations(sideways)[0]
     assert "torch only" in layer_violations(solver)[0]
     assert layer_violations(fine) == []
