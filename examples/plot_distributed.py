@@ -104,7 +104,7 @@ words = (
     "grass tree water food drink kitten fur eye whiskers portrait"
 ).split()
 dictionary = embedder.encode_text(words)
-splice = SpLiCETransformer(l1=0.05, dictionary=dictionary, vocabulary=words)
+splice = SpLiCETransformer(l1=0.05, dictionary=dictionary, concept_names=words)
 splice.fit(embedder.transform(paths["path"][:32].tolist()))
 if __name__ == "__main__":
     print(f"pickled embedder: {len(pickle.dumps(embedder))} bytes")
