@@ -32,7 +32,7 @@ import torch
 
 from benchmarks._data import CACHE_DIR, VOCAB_DIR, content_hash, laion_words
 from benchmarks._report import RESULTS_DIR, save, to_text
-from skplice import CLIPEmbedder, SpLiCETransformer
+from skplice import CLIPEmbedder, SpLiCETransformer, weights_frame
 
 TINY_NAME = "skplice-benchmark-tiny-clip"
 TINY_CONFIG = {  # the tests' tiny architecture (tests/conftest.py)
@@ -67,16 +67,9 @@ def embed_partition(frame, embedder):
     return pd.DataFrame(X, index=frame.index, columns=embedder.get_feature_names_out())
 
 
-def long_weights(embeddings, splice):
+def decompose_partition(embeddings, splice):
     """The non-zero weights of a partition as (sample, concept, weight) rows."""
-    W = splice.transform(embeddings.to_numpy()).tocoo()
-    return pd.DataFrame(
-        {
-            "sample": embeddings.index.to_numpy()[W.row],
-            "concept": pd.Series(splice.concept_names_[W.col], dtype="str"),
-            "weight": W.data,
-        }
-    )
+    return weights_frame(splice.transform(embeddings.to_numpy()), index=embeddings.index)
 
 
 LONG_META = pd.DataFrame(
@@ -143,12 +136,12 @@ def run_local(frame, embedder, splice, n_partitions, out, threads):
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        long_weights(embed_partition(frame.iloc[:1], embedder), splice)  # warm up
+        decompose_partition(embed_partition(frame.iloc[:1], embedder), splice)  # warm up
         cpu, start = time.process_time(), time.perf_counter()
         out.mkdir(parents=True)
         bounds = np.linspace(0, len(frame), n_partitions + 1).astype(int)
         for i, (a, b) in enumerate(itertools.pairwise(bounds)):
-            table = long_weights(embed_partition(frame.iloc[a:b], embedder), splice)
+            table = decompose_partition(embed_partition(frame.iloc[a:b], embedder), splice)
             table.to_parquet(out / f"part.{i}.parquet", index=False)
         return time.perf_counter() - start, time.process_time() - cpu
     finally:
@@ -181,7 +174,7 @@ def run_cluster(frame, embedder, splice, n_workers, args, out, tiny_config):
         meta = pd.DataFrame(columns=embedder.get_feature_names_out(), dtype=np.float32)
         cpu, start = client.run(time.process_time), time.perf_counter()
         embeddings = paths.map_partitions(embed_partition, embedder, meta=meta)
-        weights = embeddings.map_partitions(long_weights, splice, meta=LONG_META)
+        weights = embeddings.map_partitions(decompose_partition, splice, meta=LONG_META)
         weights.to_parquet(out, write_index=False)
         elapsed = time.perf_counter() - start
         cpu = sum(client.run(time.process_time).values()) - sum(cpu.values())

@@ -47,7 +47,7 @@ from distributed import Client, LocalCluster
 from PIL import Image
 from skimage import data
 
-from skplice import CLIPEmbedder, SpLiCETransformer
+from skplice import CLIPEmbedder, SpLiCETransformer, weights_frame
 
 workdir = Path(tempfile.gettempdir()) / "skplice-example-distributed"
 workdir.mkdir(exist_ok=True)
@@ -104,7 +104,7 @@ words = (
     "grass tree water food drink kitten fur eye whiskers portrait"
 ).split()
 dictionary = embedder.encode_text(words)
-splice = SpLiCETransformer(l1=0.05, dictionary=dictionary, vocabulary=words)
+splice = SpLiCETransformer(l1=0.05, dictionary=dictionary, concept_names=words)
 splice.fit(embedder.transform(paths["path"][:32].tolist()))
 if __name__ == "__main__":
     print(f"pickled embedder: {len(pickle.dumps(embedder))} bytes")
@@ -115,22 +115,16 @@ if __name__ == "__main__":
 # The work, as functions of a partition
 # -------------------------------------
 # Each partition of image paths becomes a frame of embeddings (same index), then the
-# non-zero concept weights become rows of a long table.
+# non-zero concept weights become rows of a long table (:func:`~skplice.weights_frame`).
 def embed_partition(frame, embedder):
     X = embedder.transform(frame["path"].tolist())
     columns = embedder.get_feature_names_out()
     return pd.DataFrame(X, index=frame.index, columns=columns)
 
 
-def long_weights(embeddings, splice):
-    W = splice.transform(embeddings.to_numpy()).tocoo()
-    return pd.DataFrame(
-        {
-            "sample": embeddings.index.to_numpy()[W.row],
-            "concept": pd.Series(splice.concept_names_[W.col], dtype="str"),
-            "weight": W.data,
-        }
-    )
+def decompose_partition(embeddings, splice):
+    W = splice.transform(embeddings.to_numpy())
+    return weights_frame(W, index=embeddings.index)
 
 
 long_meta = pd.DataFrame(
@@ -154,7 +148,9 @@ def run(out):
         embedder,
         meta=embedding_meta,
     )
-    weights = embeddings.map_partitions(long_weights, splice, meta=long_meta)
+    weights = embeddings.map_partitions(
+        decompose_partition, splice, meta=long_meta
+    )
     start = time.perf_counter()
     weights.to_parquet(out, write_index=False)
     return time.perf_counter() - start
@@ -201,7 +197,7 @@ if __name__ == "__main__":
     parts = []
     for i, (a, b) in enumerate(itertools.pairwise(starts)):
         part = embed_partition(paths.iloc[a:b], embedder)
-        part = long_weights(part, splice)
+        part = decompose_partition(part, splice)
         part.to_parquet(out / f"local-{i}.parquet", index=False)
         parts.append(part)
     seconds["this process, 1 thread"] = time.perf_counter() - start

@@ -25,6 +25,7 @@ _EXPORTS = {
     "format_top_concepts": "skplice.analysis",
     "probe_report": "skplice.analysis",
     "top_concepts": "skplice.analysis",
+    "weights_frame": "skplice.analysis",
     "plot_class_concepts": "skplice.analysis",
     "plot_concept_histogram": "skplice.analysis",
     "plot_image_concepts": "skplice.analysis",
@@ -75,6 +76,7 @@ __all__ = [
     "sparsity_sweep",
     "top_concepts",
     "transform_batches",
+    "weights_frame",
 ]
 
 
@@ -107,6 +109,7 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
         probe_report,
         sparsity_sweep,
         top_concepts,
+        weights_frame,
     )
     from skplice.concepts import (
         build_dictionary,

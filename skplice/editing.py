@@ -22,6 +22,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skplice.decomposition._carried_names import attach_concept_names
 from skplice.decomposition._weights import (
     carried_names,
     check_same_names,
@@ -182,7 +183,7 @@ class ConceptEditor(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
             # Validation turned it into CSR to edit; give it back in the format it came in.
             edited = edited.asformat(sparse_format)
         if sp.issparse(edited) and self.concept_names_ is not None:
-            edited.concept_names = self.concept_names_
+            attach_concept_names(edited, self.concept_names_)
         return edited
 
     def get_feature_names_out(self, input_features=None):
@@ -269,7 +270,7 @@ def edit_embeddings(X, splice, *, remove=None, scale=None, keep=None, groups=Non
     >>> rng = np.random.default_rng(0)
     >>> names = ["beach", "dog", "office", "glasses"] + [f"w{i}" for i in range(36)]
     >>> splice = SpLiCETransformer(
-    ...     l1=0.05, dictionary=rng.normal(size=(40, 16)), vocabulary=names)
+    ...     l1=0.05, dictionary=rng.normal(size=(40, 16)), concept_names=names)
     >>> X = rng.normal(size=(5, 16))
     >>> edited = edit_embeddings(X, splice.fit(X), remove=["beach", "dog"])
     >>> edited.shape

@@ -191,7 +191,7 @@ def test_decompose_equals_the_transformer_bit_for_bit(embeddings, tmp_path, cli_
     )
     assert result.returncode == 0, result.stderr
     expected = SpLiCETransformer(
-        l1=0.1, dictionary=dictionary, vocabulary=names, device="cpu"
+        l1=0.1, dictionary=dictionary, concept_names=names, device="cpu"
     ).fit_transform(X)
     W = sp.load_npz(out)
     assert W.dtype == np.float32 and W.nnz > 0
@@ -224,7 +224,7 @@ def test_decompose_in_process_matches_and_reports(embeddings, tmp_path, capsys):
     status, stdout, err = call(capsys, "decompose", *args, "--device", "cpu")
     assert status == 0 and stdout == ""
     assert "wrote" in err and "30 embeddings over 50 concepts" in err
-    expected = SpLiCETransformer(dictionary=dictionary, vocabulary="concepts", device="cpu")
+    expected = SpLiCETransformer(dictionary=dictionary, device="cpu")
     assert_same_sparse(sp.load_npz(out), expected.fit_transform(X))
     with np.load(out) as archive:
         assert archive["concept_names"][:2].tolist() == ["concept_0", "concept_1"]

@@ -38,7 +38,7 @@ def fitted_on_gpu(tiny_clip):
     embedder = CLIPEmbedder(tiny_clip, pretrained=None, device="cpu")
     X = embedder.transform(images(6))
     splice = SpLiCETransformer(
-        dictionary=embedder.encode_text(WORDS), vocabulary=WORDS, l1=0.05
+        dictionary=embedder.encode_text(WORDS), concept_names=WORDS, l1=0.05
     ).fit(torch.from_numpy(X))  # fitted from a tensor, as GPU code would
     W = splice.transform(X)
     embedder.set_params(device="cuda")
@@ -150,7 +150,7 @@ def test_low_precision_embeddings_are_decomposed_at_full_precision(
 
     monkeypatch.setattr(skplice.decomposition._splice, "nonnegative_lasso", recording)
     l1 = 0.05
-    splice = SpLiCETransformer(dictionary=dictionary, vocabulary=WORDS, l1=l1)
+    splice = SpLiCETransformer(dictionary=dictionary, concept_names=WORDS, l1=l1)
     W = splice.fit(X).transform(X)
     assert seen and set(seen) == {(torch.float32, torch.float32)}
     assert sp.issparse(W) and W.dtype == np.float32 and W.nnz > 0

@@ -20,7 +20,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 import skplice
-from skplice import CLIPEmbedder, SpLiCETransformer
+from skplice import CLIPEmbedder, SpLiCETransformer, weights_frame
 from skplice.embedding import _model_cache
 
 distributed = pytest.importorskip("distributed")
@@ -106,16 +106,9 @@ def embed_partition(frame, embedder):
     return pd.DataFrame(X, index=frame.index, columns=embedder.get_feature_names_out())
 
 
-def long_weights(embeddings, splice):
+def decompose_partition(embeddings, splice):
     """(sample, concept, weight) rows of the non-zero weights of a partition."""
-    W = splice.transform(embeddings.to_numpy()).tocoo()
-    return pd.DataFrame(
-        {
-            "sample": embeddings.index.to_numpy()[W.row],
-            "concept": pd.Series(splice.concept_names_[W.col], dtype="str"),
-            "weight": W.data,
-        }
-    )
+    return weights_frame(splice.transform(embeddings.to_numpy()), index=embeddings.index)
 
 
 LONG_META = pd.DataFrame(
@@ -164,7 +157,7 @@ def test_dataframe_pipeline_matches_local_bit_for_bit(
     paths = dd.from_pandas(frame, npartitions=4)
     meta = pd.DataFrame(columns=embedder.get_feature_names_out(), dtype=np.float32)
     embeddings = paths.map_partitions(embed_partition, embedder, meta=meta).persist()
-    weights = embeddings.map_partitions(long_weights, splice, meta=LONG_META)
+    weights = embeddings.map_partitions(decompose_partition, splice, meta=LONG_META)
     weights.to_parquet(tmp_path / "weights", write_index=False)
 
     # Embeddings: the same bits as the same partitions embedded in this process.

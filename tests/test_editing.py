@@ -133,7 +133,7 @@ def test_names_from_the_concepts_parameter(weights):
 
 def test_splice_output_carries_names_into_the_editor():
     rng = np.random.default_rng(0)
-    splice = SpLiCETransformer(l1=0.05, dictionary=rng.normal(size=(6, 8)), vocabulary=NAMES)
+    splice = SpLiCETransformer(l1=0.05, dictionary=rng.normal(size=(6, 8)), concept_names=NAMES)
     X = rng.normal(size=(10, 8))
     W = splice.fit_transform(X)
     edited = ConceptEditor(remove=["beach"]).fit_transform(W)
@@ -350,7 +350,7 @@ def planted():
             row[7] = rng.uniform(0.6, 1)
     X = W @ directions + unit(rng.normal(size=d)) + 0.02 * rng.normal(size=(n, d))
     X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
-    splice = SpLiCETransformer(dictionary=raw, vocabulary=names, l1=0.1).fit(X_train)
+    splice = SpLiCETransformer(dictionary=raw, concept_names=names, l1=0.1).fit(X_train)
     # Decomposed once: the edits below are searched over on fixed concept weights.
     return {
         "X": (X_train, X_test),
@@ -422,7 +422,9 @@ def test_clip_pipeline_on_real_photos(tiny_clip):
     labels = [0, 1, 0, 1, 1] * 2
     embedder = CLIPEmbedder(tiny_clip, pretrained=None, device="cpu")
     words = ["glasses", "cat", "coffee", "rocket", "person", "sky", "cup", "fur", "space", "face"]
-    splice = SpLiCETransformer(l1=0.01, dictionary=embedder.encode_text(words), vocabulary=words)
+    splice = SpLiCETransformer(
+        l1=0.01, dictionary=embedder.encode_text(words), concept_names=words
+    )
     pipe = make_pipeline(
         embedder, splice, ConceptEditor(remove=["glasses"]), LogisticRegression()
     ).fit(photos, labels)
@@ -445,7 +447,7 @@ def fitted_splice():
     names = [*NAMES, *(f"w{i}" for i in range(34))]
     raw = rng.normal(size=(40, 16)) + 1.5 * rng.normal(size=16)
     X = rng.normal(size=(12, 16)) + 2 * rng.normal(size=16)
-    return SpLiCETransformer(l1=0.05, dictionary=raw, vocabulary=names).fit(X), X
+    return SpLiCETransformer(l1=0.05, dictionary=raw, concept_names=names).fit(X), X
 
 
 def test_edit_embeddings_is_decompose_edit_reconstruct(fitted_splice):

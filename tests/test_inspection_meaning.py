@@ -69,7 +69,7 @@ def sentences(minilm_path, vocab_source_dir, tmp_path_factory):
     embedder = TextEmbedder(minilm_path, device="cpu", batch_size=1024)
     concepts = embedder.encode_text(names)
     X = embedder.encode_text(BEACH + OFFICE)
-    splice = SpLiCETransformer(l1=0.2, dictionary=concepts, vocabulary=names).fit(X)
+    splice = SpLiCETransformer(l1=0.2, dictionary=concepts, concept_names=names).fit(X)
     y = np.repeat(["beach", "office"], [len(BEACH), len(OFFICE)])
     return {"embedder": embedder, "splice": splice, "X": X, "W": splice.transform(X), "y": y}
 

@@ -37,7 +37,7 @@ def test_probe_on_concepts_finds_the_planted_concept(planted):
     X, y, raw, names = planted
     X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
     pipe = make_pipeline(
-        SpLiCETransformer(dictionary=raw, vocabulary=names, l1=0.05),
+        SpLiCETransformer(dictionary=raw, concept_names=names, l1=0.05),
         LogisticRegression(max_iter=1000),
     )
     pipe.fit(X_train, y_train)
@@ -54,7 +54,7 @@ def test_probe_on_concepts_finds_the_planted_concept(planted):
 def test_grid_search_over_sparsity(planted, n_jobs):
     X, y, raw, names = planted
     pipe = make_pipeline(
-        SpLiCETransformer(dictionary=raw, vocabulary=names), LogisticRegression(max_iter=1000)
+        SpLiCETransformer(dictionary=raw, concept_names=names), LogisticRegression(max_iter=1000)
     )
     search = GridSearchCV(
         pipe, {"splicetransformer__l1": [0.05, 0.2, 3.0]}, cv=3, n_jobs=n_jobs
@@ -75,7 +75,7 @@ def test_grid_search_over_sparsity(planted, n_jobs):
 def test_grid_search_results_do_not_depend_on_n_jobs(planted):
     X, y, raw, names = planted
     pipe = make_pipeline(
-        SpLiCETransformer(dictionary=raw, vocabulary=names), LogisticRegression(max_iter=1000)
+        SpLiCETransformer(dictionary=raw, concept_names=names), LogisticRegression(max_iter=1000)
     )
     grid = {"splicetransformer__l1": [0.1, 0.3]}
     serial = GridSearchCV(pipe, grid, cv=3, n_jobs=1).fit(X, y).cv_results_

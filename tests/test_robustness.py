@@ -583,14 +583,14 @@ def test_a_device_file_is_refused(tiny_embedder):
     [
         ("center", False),
         ("dictionary", "other"),
-        ("vocabulary", [f"other{i}" for i in range(12)]),
+        ("concept_names", [f"other{i}" for i in range(12)]),
     ],
 )
 def test_changing_a_state_parameter_after_fit_asks_for_a_refit(change, value):
     rng = np.random.default_rng(4)
     X, dictionary = rng.normal(size=(6, 8)), rng.normal(size=(12, 8))
     names = [f"word{i}" for i in range(12)]
-    splice = SpLiCETransformer(dictionary=dictionary, vocabulary=names, l1=0.1).fit(X)
+    splice = SpLiCETransformer(dictionary=dictionary, concept_names=names, l1=0.1).fit(X)
     W = splice.transform(X)
     value = rng.normal(size=(12, 8)) if value == "other" else value
     splice.set_params(**{change: value})
@@ -607,7 +607,7 @@ def test_changing_a_state_parameter_after_fit_asks_for_a_refit(change, value):
     with pytest.raises(NotFittedError):
         splice.transform(X)
     # Setting it back to an equal value (a copy) is no change at all.
-    original = {"center": True, "dictionary": dictionary.copy(), "vocabulary": list(names)}
+    original = {"center": True, "dictionary": dictionary.copy(), "concept_names": list(names)}
     original = original[change]
     splice.set_params(l1=0.1, **{change: original})
     np.testing.assert_array_equal(splice.transform(X).toarray(), W.toarray())
@@ -675,18 +675,24 @@ def test_an_encoder_changed_in_place_after_fit_asks_for_a_refit(change, tiny_cli
 @pytest.mark.parametrize(
     ("names", "message"),
     [
-        (["dog", "", "car"], r"vocabulary\[1\] is empty or only whitespace"),
-        (["dog", "  \t", "car"], r"vocabulary\[1\] is empty or only whitespace"),
-        (["dog", " dog", "car"], "Concept names must be unique; 1 are repeated: 'dog'"),
-        (["dog", "car ", "car"], "Concept names must be unique; 1 are repeated: 'car'"),
+        (["dog", "", "car"], r"concept_names\[1\] is empty or only whitespace"),
+        (["dog", "  \t", "car"], r"concept_names\[1\] is empty or only whitespace"),
+        (
+            ["dog", " dog", "car"],
+            "Concept names must be unique; concept_names repeats 1 name: 'dog'",
+        ),
+        (
+            ["dog", "car ", "car"],
+            "Concept names must be unique; concept_names repeats 1 name: 'car'",
+        ),
     ],
 )
 def test_concept_names_of_an_array_dictionary_are_checked_like_a_vocabulary(names, message):
-    splice = SpLiCETransformer(dictionary=np.eye(3), vocabulary=names)
+    splice = SpLiCETransformer(dictionary=np.eye(3), concept_names=names)
     with pytest.raises(ValueError, match=message):
         splice.fit(np.ones((2, 3)))
     assert not hasattr(splice, "components_")
-    spaced = SpLiCETransformer(dictionary=np.eye(3), vocabulary=[" dog", "cat\n", "car"])
+    spaced = SpLiCETransformer(dictionary=np.eye(3), concept_names=[" dog", "cat\n", "car"])
     assert list(spaced.fit(np.ones((2, 3))).get_feature_names_out()) == ["dog", "cat", "car"]
 
 

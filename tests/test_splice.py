@@ -45,7 +45,7 @@ def embeddings(concepts):
 
 def make(concepts, **params):
     raw, names = concepts
-    return SpLiCETransformer(dictionary=raw, vocabulary=names, **params)
+    return SpLiCETransformer(dictionary=raw, concept_names=names, **params)
 
 
 def test_fit_learns_the_centring_statistics_of_design_md(concepts, embeddings):
@@ -152,6 +152,29 @@ def test_generated_names_and_identity_dictionary(concepts, embeddings):
     )
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        # vocabulary once named an array dictionary's rows: such code is told the fix.
+        ({"vocabulary": [f"word{i}" for i in range(80)]}, r"go in concept_names, not vocabulary"),
+        ({"vocabulary": "concepts"}, r"vocabulary='concepts' has no use with an array dict"),
+        ({"dictionary": None, "concept_names": ["a"]}, r"dictionary is None.*vocabulary="),
+        ({"dictionary": "identity", "concept_names": ["a"]}, r"concept_names has no use"),
+        ({"dictionary": "identity", "vocabulary": ["a"]}, r"vocabulary has no use"),
+    ],
+    ids=["old-names", "old-generated", "names-to-encode", "identity-names", "identity-vocab"],
+)
+def test_each_dictionary_takes_its_names_from_one_parameter(concepts, embeddings, params, message):
+    raw, _ = concepts
+    splice = SpLiCETransformer(dictionary=raw).set_params(**params)
+    with pytest.raises(ValueError, match=message):
+        splice.fit(embeddings)
+    assert not hasattr(splice, "components_")
+    # The default vocabulary goes with any dictionary: it is what to encode, unused here.
+    named = SpLiCETransformer(dictionary=raw, vocabulary="laion", concept_names=concepts[1])
+    assert list(named.fit(embeddings).get_feature_names_out()) == concepts[1]
+
+
 def test_dense_output_supports_pandas_and_sparse_output_refuses_it(concepts, embeddings):
     dense = make(concepts, sparse_output=False).set_output(transform="pandas")
     frame = dense.fit_transform(embeddings)
@@ -230,15 +253,27 @@ def test_bad_embeddings_raise_and_change_nothing(concepts, embeddings, corrupt, 
     [
         ({"dictionary": np.zeros((0, 16))}, ValueError, "at least one concept"),
         ({"dictionary": np.ones((3, 12))}, ValueError, "12"),
-        ({"vocabulary": ["a", "b", "a"] + [f"c{i}" for i in range(77)]}, ValueError, "'a'"),
-        ({"vocabulary": ["a", "b"]}, ValueError, "one name per concept"),
-        ({"vocabulary": list(range(80))}, TypeError, "strings"),
+        ({"concept_names": ["a", "b", "a"] + [f"c{i}" for i in range(77)]}, ValueError, "'a'"),
+        ({"concept_names": ["a", "b"]}, ValueError, "one name per concept"),
+        ({"concept_names": list(range(80))}, TypeError, "strings"),
+        ({"concept_names": "concepts"}, InvalidParameterError, "concept_names"),
         ({"l1": -0.1}, InvalidParameterError, "l1"),
         ({"solver": "admm"}, InvalidParameterError, "solver"),
         ({"tol": 0}, InvalidParameterError, "tol"),
         ({"device": "cuda:7"} if not __import__("torch").cuda.is_available() else {}, None, ""),
     ],
-    ids=["empty", "width", "duplicates", "name-count", "name-type", "l1", "solver", "tol", "cuda"],
+    ids=[
+        "empty",
+        "width",
+        "duplicates",
+        "name-count",
+        "name-type",
+        "name-string",
+        "l1",
+        "solver",
+        "tol",
+        "cuda",
+    ],
 )
 def test_bad_configuration_raises_a_clear_error(concepts, embeddings, params, error, message):
     if not params:

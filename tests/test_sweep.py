@@ -23,7 +23,9 @@ def unit(a):
 def minilm_sweep(class_sentences, minilm_encoder, minilm_laion_concepts):
     X, y, names = class_sentences
     dictionary, vocabulary = minilm_laion_concepts
-    splice = SpLiCETransformer(dictionary=dictionary, vocabulary=vocabulary, device="cpu").fit(X)
+    splice = SpLiCETransformer(dictionary=dictionary, concept_names=vocabulary, device="cpu").fit(
+        X
+    )
     classifier = ZeroShotClassifier(names, encoder=minilm_encoder).fit(X, y)
     return sparsity_sweep(splice, X, y, l1_values=L1_VALUES, classifier=classifier), len(y)
 

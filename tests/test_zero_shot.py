@@ -317,7 +317,7 @@ def test_pipeline_classifies_splice_reconstructions(
     dictionary, vocabulary = minilm_laion_concepts
     pipe = make_pipeline(
         SpLiCETransformer(
-            l1=0.2, dictionary=dictionary, vocabulary=vocabulary, output="reconstruction"
+            l1=0.2, dictionary=dictionary, concept_names=vocabulary, output="reconstruction"
         ),
         ZeroShotClassifier(names, encoder=minilm_encoder),
     ).fit(X, y)
@@ -332,7 +332,9 @@ def test_grid_search_over_sparsity_picks_a_sparsity_that_keeps_the_class(
     X, y, names = class_sentences
     dictionary, vocabulary = minilm_laion_concepts
     pipe = make_pipeline(
-        SpLiCETransformer(dictionary=dictionary, vocabulary=vocabulary, output="reconstruction"),
+        SpLiCETransformer(
+            dictionary=dictionary, concept_names=vocabulary, output="reconstruction"
+        ),
         ZeroShotClassifier(names, encoder=minilm_encoder),
     )
     search = GridSearchCV(
@@ -367,7 +369,7 @@ def test_tiny_clip_pipeline_on_real_photos_is_deterministic(tiny_clip):
             SpLiCETransformer(
                 l1=0.05,
                 dictionary=clip.encode_text(words),
-                vocabulary=words,
+                concept_names=words,
                 output="reconstruction",
                 device="cpu",
             ),

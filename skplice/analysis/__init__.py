@@ -1,7 +1,8 @@
 """Reading concept weights: explanations, class summaries, shift, sparsity sweeps, plots.
 
 Functions here take the weights a :class:`~skplice.SpLiCETransformer` returns and give
-pandas tables or matplotlib figures (plots need ``pip install "skplice[plot]"``).
+pandas tables (the weights themselves in long form, explanations, summaries) or
+matplotlib figures (plots need ``pip install "skplice[plot]"``).
 """
 
 from skplice.analysis._inspection import (
@@ -19,6 +20,7 @@ from skplice.analysis._plotting import (
 )
 from skplice.analysis._shift import concept_shift, concept_shift_over_time
 from skplice.analysis._sweep import sparsity_sweep
+from skplice.analysis._weights_frame import weights_frame
 
 __all__ = [
     "class_concept_summary",
@@ -33,4 +35,5 @@ __all__ = [
     "probe_report",
     "sparsity_sweep",
     "top_concepts",
+    "weights_frame",
 ]

@@ -175,8 +175,8 @@ def decompose(args):
                 f"--dictionary has {dictionary.shape[1]} features per concept but the "
                 f"--input embeddings have {X.shape[1]}: both must come from the same model."
             )
-        names = "concepts" if args.names is None else load_names(args.names, len(dictionary))
-        source = {"dictionary": dictionary, "vocabulary": names}
+        names = None if args.names is None else load_names(args.names, len(dictionary))
+        source = {"dictionary": dictionary, "concept_names": names}
     else:
         if args.names is not None:
             raise UsageError("--names goes with --dictionary; use --vocabulary otherwise.")

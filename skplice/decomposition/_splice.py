@@ -22,6 +22,8 @@ from sklearn.utils.validation import (
 from tqdm.auto import tqdm
 
 from skplice.concepts._dictionary import build_dictionary
+from skplice.concepts._names import check_concept_names
+from skplice.decomposition._carried_names import attach_concept_names
 from skplice.decomposition._solvers import nonnegative_lasso
 from skplice.embedding._model_tags import (
     check_same_model,
@@ -37,6 +39,9 @@ from skplice.utils._pickle import _VersionedPickleMixin
 from skplice.utils._refit import check_state_params, record_state_params
 from skplice.utils._rows import row_cosines, scaled_rows, unit_rows
 from skplice.utils._tensors import tensor_to_numpy
+
+# The only vocabulary value that can go with a given dictionary (see _check_name_source).
+_DEFAULT_VOCABULARY = "laion"
 
 
 class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
@@ -60,20 +65,27 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         Sparsity penalty. Larger values give fewer concepts; on CLIP ViT-B-32
         with 10,000 LAION concepts, 0.2 gives roughly 10-30 non-zero concepts.
     vocabulary : str, path-like or sequence of str, default="laion"
-        With ``dictionary=None``: the vocabulary to encode (a named vocabulary,
-        a text file with one concept per line, or a list of concepts). With an
-        array ``dictionary``: a sequence of its concept names (one per row,
-        stripped of surrounding whitespace, none empty, all distinct); any other
-        value gives generated names ``concept_0``, ``concept_1``, ...
+        The concepts to encode when ``dictionary`` is None: a named vocabulary
+        (see :func:`load_vocabulary`), a text file with one concept per line, or
+        a list of concepts. Their names are the concept names. With a given
+        ``dictionary`` it must be left at its default (name an array
+        dictionary's rows with ``concept_names``).
     vocabulary_size : int or None, default=10000
         Number of concepts taken from a named vocabulary (the most frequent);
         files and lists are used whole.
     dictionary : array-like of shape (n_concepts, n_features), "identity" or None, \
             default=None
-        Raw concept embeddings. None encodes ``vocabulary`` with ``encoder``.
-        "identity" makes each input feature its own concept (the dictionary
+        Raw concept embeddings, named by ``concept_names``. None encodes
+        ``vocabulary`` with ``encoder``. "identity" makes each input feature
+        its own concept, named by the input's feature names (the dictionary
         is the identity matrix, used as is); it needs no model and is meant
         for tests and for inputs that are already concept scores.
+    concept_names : array-like of str or None, default=None
+        The names of the rows of an array ``dictionary``, one per row, in row
+        order (stripped of surrounding whitespace, none empty, all distinct).
+        None names them ``concept_0``, ``concept_1``, ... Only for an array
+        ``dictionary``: with ``dictionary=None`` the names are the
+        ``vocabulary``'s.
     encoder : object with an ``encode_text(list[str])`` method, default=None
         Text encoder used to embed ``vocabulary`` when ``dictionary`` is None.
         None uses the CLIP model that made ``X`` when ``X`` says so (the output
@@ -176,7 +188,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
     >>> concepts = rng.normal(size=(50, 16))   # 50 concept embeddings, 16-dim
     >>> names = [f"word{i}" for i in range(50)]
     >>> X = rng.normal(size=(8, 16))           # 8 embeddings to explain
-    >>> splice = SpLiCETransformer(l1=0.3, dictionary=concepts, vocabulary=names)
+    >>> splice = SpLiCETransformer(l1=0.3, dictionary=concepts, concept_names=names)
     >>> W = splice.fit_transform(X)
     >>> W.shape
     (8, 50)
@@ -193,6 +205,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         "vocabulary": [str, os.PathLike, "array-like"],
         "vocabulary_size": [Interval(Integral, 1, None, closed="left"), None],
         "dictionary": ["array-like", StrOptions({"identity"}), None],
+        "concept_names": ["array-like", None],
         "encoder": [HasMethods(["encode_text"]), None],
         "template": [str, None],
         "image_mean": ["array-like", StrOptions({"published"}), None],
@@ -211,6 +224,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         "vocabulary",
         "vocabulary_size",
         "dictionary",
+        "concept_names",
         "encoder",
         "template",
         "center",
@@ -221,9 +235,10 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         self,
         l1=0.2,
         *,
-        vocabulary="laion",
+        vocabulary=_DEFAULT_VOCABULARY,
         vocabulary_size=10000,
         dictionary=None,
+        concept_names=None,
         encoder=None,
         template=None,
         image_mean=None,
@@ -241,6 +256,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         self.vocabulary = vocabulary
         self.vocabulary_size = vocabulary_size
         self.dictionary = dictionary
+        self.concept_names = concept_names
         self.encoder = encoder
         self.template = template
         self.image_mean = image_mean
@@ -347,6 +363,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         (None when it is learned). The mean is resolved before the concepts are
         encoded, so that a wrong or missing mean fails before the long part.
         """
+        self._check_name_source()
         encoder, clip_model = self._concept_encoder(X_model)
         mean, source = None, "learned"
         if isinstance(self.image_mean, str):  # "published"
@@ -413,7 +430,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
                 template=self.template,
                 device=self.device,
             )
-            names = self._concept_names(len(names), names)
+            names = check_concept_names(names, "vocabulary")
             if raw.shape[1] != n_features:
                 raise ValueError(
                     f"X has {n_features} features but the encoder's text embeddings have "
@@ -438,40 +455,57 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         names = self._concept_names(raw.shape[0])
         return _process_concepts(raw, names, center=self.center), names
 
-    def _concept_names(self, n_concepts, vocabulary=None):
-        vocabulary = self.vocabulary if vocabulary is None else vocabulary
-        if isinstance(vocabulary, (str, os.PathLike)):
+    def _concept_names(self, n_concepts):
+        """The names of an array dictionary's ``n_concepts`` rows."""
+        if self.concept_names is None:
             return np.asarray([f"concept_{i}" for i in range(n_concepts)], dtype=object)
-        names = np.asarray(list(vocabulary), dtype=object)
-        if names.ndim != 1 or names.shape[0] != n_concepts:
+        names = check_concept_names(self.concept_names, "concept_names", strip=True)
+        if names.shape[0] != n_concepts:
             raise ValueError(
-                f"vocabulary has {names.shape[0]} names but the dictionary has {n_concepts} "
-                "rows: pass one name per concept embedding, in the same order."
-            )
-        not_str = [i for i, name in enumerate(names) if not isinstance(name, str)]
-        if not_str:
-            raise TypeError(
-                f"Concept names must be strings; vocabulary[{not_str[0]}] is "
-                f"{names[not_str[0]]!r}."
-            )
-        # Stripped as load_vocabulary strips them, so " dog" and "dog" are one name.
-        names = np.asarray([str(name).strip() for name in names], dtype=object)
-        empty = np.flatnonzero(names == "")
-        if empty.size:
-            raise ValueError(
-                f"Concept names must not be empty; vocabulary[{empty[0]}] is empty or only "
-                f"whitespace ({empty.size} such names). Name every dictionary row, or drop "
-                "the rows without a name."
-            )
-        unique, counts = np.unique(names.astype(str), return_counts=True)
-        duplicates = unique[counts > 1]
-        if duplicates.size:
-            shown = ", ".join(repr(str(d)) for d in duplicates[:5])
-            raise ValueError(
-                f"Concept names must be unique; {duplicates.size} are repeated: {shown}. "
-                "Remove the duplicate rows from the dictionary and the vocabulary."
+                f"concept_names has {names.shape[0]} names but the dictionary has "
+                f"{n_concepts} rows: pass one name per concept embedding, in the same order."
             )
         return names
+
+    def _check_name_source(self):
+        """Refuse names given where they have no use: each dictionary has one name source.
+
+        ``vocabulary`` once also named an array dictionary's rows (any string giving
+        ``concept_0``, ...); code written so is refused rather than silently renamed.
+        """
+        vocabulary_given = not (
+            isinstance(self.vocabulary, str) and self.vocabulary == _DEFAULT_VOCABULARY
+        )
+        if self.dictionary is None:
+            if self.concept_names is not None:
+                raise ValueError(
+                    "concept_names names the rows of an array dictionary, but dictionary is "
+                    "None: the concepts and their names are then the vocabulary's. Pass the "
+                    "concepts to encode as vocabulary=<list of names>, or their embeddings "
+                    "as dictionary=<array> together with concept_names."
+                )
+        elif isinstance(self.dictionary, str):  # "identity"
+            if self.concept_names is not None or vocabulary_given:
+                given = "concept_names" if self.concept_names is not None else "vocabulary"
+                raise ValueError(
+                    f"{given} has no use with dictionary='identity': each input feature "
+                    "is its own concept, named by the input's feature names (the columns "
+                    f"of a DataFrame X, else x0, x1, ...). Leave {given} at its default."
+                )
+        elif vocabulary_given:
+            if isinstance(self.vocabulary, (str, os.PathLike)):
+                raise ValueError(
+                    f"vocabulary={self.vocabulary!r} has no use with an array dictionary: "
+                    "vocabulary is what to encode when dictionary is None. Leave it at "
+                    "its default, and name the dictionary's rows with concept_names=<list "
+                    "of names, one per row> (None names them concept_0, concept_1, ...)."
+                )
+            raise ValueError(
+                "With an array dictionary, the names of its rows go in concept_names, not "
+                "vocabulary (which is what to encode when dictionary is None): pass "
+                "SpLiCETransformer(dictionary=..., concept_names=<the names, one per row>) "
+                "and leave vocabulary at its default."
+            )
 
     # ---------------------------------------------------------------- transform
 
@@ -601,7 +635,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         empty = sp.csr_matrix((0, C.shape[0]), dtype=X.dtype)
         results = [sp.vstack(b, format="csr") if b else empty.copy() for b in blocks]
         for W in results:
-            W.concept_names = self.concept_names_
+            attach_concept_names(W, self.concept_names_)
         return results
 
     def _centred(self, batch, mean):

@@ -2,8 +2,8 @@
 
 Concept names travel with the weights in one of two ways: the columns of a DataFrame, or
 the ``concept_names`` attribute that :meth:`SpLiCETransformer.transform` sets on its
-sparse output. A caller may also give them explicitly. Names, never column indices, are
-the interface: indices shift whenever the vocabulary changes.
+sparse output (see ``_carried_names``). A caller may also give them explicitly. Names,
+never column indices, are the interface: indices shift whenever the vocabulary changes.
 """
 
 import numpy as np
@@ -11,13 +11,16 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils.validation import _get_feature_names, check_array
 
+from skplice.concepts._names import check_concept_names
+from skplice.decomposition._carried_names import attached_concept_names
+
 
 def carried_names(X):
     """The concept names ``X`` carries (DataFrame columns, ``concept_names``), or None."""
     names = _get_feature_names(X)
-    if names is None and (sp.issparse(X) or isinstance(X, np.ndarray)):
-        names = getattr(X, "concept_names", None)
-    return None if names is None else _check_names(names, "the names X carries")
+    if names is None:
+        names = attached_concept_names(X)
+    return None if names is None else check_concept_names(names, "the names X carries")
 
 
 def resolve_names(carried, explicit, *, n_columns, argument):
@@ -26,7 +29,7 @@ def resolve_names(carried, explicit, *, n_columns, argument):
     Both sources must agree when both are given; returns None when neither is.
     """
     if explicit is not None:
-        explicit = _check_names(explicit, argument)
+        explicit = check_concept_names(explicit, argument)
         if carried is not None:
             check_same_names(explicit, carried, argument, "the names X carries")
     names = carried if explicit is None else explicit
@@ -114,20 +117,3 @@ def some_values(labels):
     values = pd.unique(labels)
     shown = ", ".join(repr(value) for value in values[:10])
     return shown + (f", ... ({len(values)} in all)" if len(values) > 10 else "")
-
-
-def _check_names(names, argument):
-    if isinstance(names, str):
-        raise TypeError(f"{argument} must be a list of names, not the single string {names!r}.")
-    names = np.asarray(list(names), dtype=object)
-    if names.ndim != 1:
-        raise ValueError(f"{argument} must be a 1-D sequence of names.")
-    for position, name in enumerate(names):
-        if not isinstance(name, str):
-            raise TypeError(f"Concept names must be strings; {argument}[{position}] is {name!r}.")
-    unique, counts = np.unique(names.astype(str), return_counts=True)
-    if (counts > 1).any():
-        shown = ", ".join(repr(name) for name in unique[counts > 1][:5])
-        raise ValueError(f"Concept names must be unique; {argument} repeats {shown}.")
-    # Plain str: numpy.str_ names would print as np.str_('...') in messages and frames.
-    return np.asarray([str(name) for name in names], dtype=object)
