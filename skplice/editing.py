@@ -14,9 +14,8 @@ from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import (
-    _check_feature_names_in,
     check_is_fitted,
     check_non_negative,
     validate_data,
@@ -30,6 +29,7 @@ from skplice.decomposition._weights import (
 )
 from skplice.utils._pickle import _VersionedPickleMixin
 from skplice.utils._refit import check_state_params, record_state_params
+from skplice.utils._sklearn_compat import _check_feature_names_in, _fit_context
 
 __all__ = ["ConceptEditor", "edit_embeddings"]
 

@@ -8,12 +8,9 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn import get_config
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
-    _check_feature_names_in,
     check_array,
     check_is_fitted,
     check_non_negative,
@@ -36,6 +33,14 @@ from skplice.utils._oom import ShrinkingBatches
 from skplice.utils._pickle import _VersionedPickleMixin
 from skplice.utils._refit import check_state_params, record_state_params
 from skplice.utils._rows import row_cosines, scaled_rows, unit_rows
+from skplice.utils._sklearn_compat import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    _check_feature_names_in,
+    _fit_context,
+    transform_output,
+)
 from skplice.utils._tensors import tensor_to_numpy
 
 
@@ -723,8 +728,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         """Refuse pandas/polars output for sparse results before doing any work."""
         if not self.sparse_output or self.output == "reconstruction":
             return
-        configured = getattr(self, "_sklearn_output_config", {}).get("transform")
-        container = configured or get_config()["transform_output"]
+        container = transform_output(self)
         if container in ("pandas", "polars"):
             raise ValueError(
                 f"{type(self).__name__}(sparse_output=True) returns a scipy sparse "

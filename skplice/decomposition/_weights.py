@@ -9,7 +9,9 @@ the interface: indices shift whenever the vocabulary changes.
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.utils.validation import _get_feature_names, check_array
+from sklearn.utils.validation import check_array
+
+from skplice.utils._sklearn_compat import _get_feature_names
 
 
 def carried_names(X):
