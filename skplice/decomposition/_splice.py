@@ -2,7 +2,6 @@
 
 import os
 import warnings
-from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -32,6 +31,7 @@ from skplice.utils._device import resolve_device
 from skplice.utils._oom import ShrinkingBatches
 from skplice.utils._pickle import _VersionedPickleMixin
 from skplice.utils._refit import check_state_params, record_state_params
+from skplice.utils._rollback import unchanged_on_error
 from skplice.utils._rows import row_cosines, scaled_rows, unit_rows
 from skplice.utils._sklearn_compat import (
     HasMethods,
@@ -284,7 +284,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
             with ``center=True``): centring the sample by itself leaves nothing, so it
             gets no concept. Use ``image_mean="published"`` to explain one image.
         """
-        with _unchanged_on_error(self):
+        with unchanged_on_error(self):
             X_model = clip_model_of(X)
             X = self._validate_embeddings(X, reset=True)
             fitted, mean = self._fit_fixed_parts(X.shape[1], X_model)
@@ -320,7 +320,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         first_call = not hasattr(self, "image_mean_")
         if not first_call:
             check_state_params(self)
-        with _unchanged_on_error(self):
+        with unchanged_on_error(self):
             X_model = clip_model_of(X)
             if not first_call:
                 check_same_model(self, X)
@@ -735,22 +735,6 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
                 f"matrix, which {container} output cannot hold. Set sparse_output=False "
                 "for a dense result, or use set_output(transform='default')."
             )
-
-
-@contextmanager
-def _unchanged_on_error(estimator):
-    """Restore the estimator's attributes if the block raises.
-
-    Validation records ``n_features_in_`` and ``feature_names_in_`` before later
-    checks can fail; a failed fit or partial_fit must leave no trace.
-    """
-    before = dict(vars(estimator))
-    try:
-        yield
-    except BaseException:
-        vars(estimator).clear()
-        vars(estimator).update(before)
-        raise
 
 
 # Appended to scikit-learn's "Negative values in data passed to <whom>".
