@@ -18,6 +18,12 @@ from sklearn.utils.validation import (
 from tqdm.auto import tqdm
 
 from skplice.concepts._dictionary import build_dictionary
+from skplice.decomposition._preprocessing import (
+    mean_of_unit_rows,
+    process_concepts,
+    process_embeddings,
+    sum_of_unit_rows,
+)
 from skplice.decomposition._solvers import nonnegative_lasso
 from skplice.embedding._model_tags import (
     check_same_model,
@@ -289,7 +295,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
             X = self._validate_embeddings(X, reset=True)
             fitted, mean = self._fit_fixed_parts(X.shape[1], X_model)
             if mean is None:
-                mean = _unit_rows(X).mean(axis=0, dtype=np.float64)
+                mean = mean_of_unit_rows(X)
                 if X.shape[0] == 1 and self.center:
                     _warn_single_sample()
         vars(self).update(fitted)
@@ -325,7 +331,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
             if not first_call:
                 check_same_model(self, X)
             X = self._validate_embeddings(X, reset=first_call)
-            batch_sum = _unit_rows(X).sum(axis=0, dtype=np.float64)
+            batch_sum = sum_of_unit_rows(X)
             if first_call:
                 fitted, mean = self._fit_fixed_parts(X.shape[1], X_model)
         if first_call:
@@ -425,7 +431,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
                     f"{raw.shape[1]}: embed the images and the vocabulary with the same "
                     "model (e.g. the same CLIPEmbedder settings)."
                 )
-            return _process_concepts(raw, names, center=self.center), names
+            return process_concepts(raw, names, center=self.center), names
         raw = check_array(
             self.dictionary,
             dtype=[np.float64, np.float32],
@@ -441,7 +447,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
                 "concept embeddings and the inputs must come from the same CLIP model."
             )
         names = self._concept_names(raw.shape[0])
-        return _process_concepts(raw, names, center=self.center), names
+        return process_concepts(raw, names, center=self.center), names
 
     def _concept_names(self, n_concepts, vocabulary=None):
         vocabulary = self.vocabulary if vocabulary is None else vocabulary
@@ -574,7 +580,8 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         def solve(start, stop):
             # A scaled copy per batch (see skplice.utils._rows): rows with huge or tiny entries
             # keep their direction; inputs may be read-only memmaps, which torch cannot wrap.
-            z = self._centred(torch.from_numpy(scaled_rows(X[start:stop])).to(device), mean)
+            batch = torch.from_numpy(scaled_rows(X[start:stop])).to(device)
+            z = process_embeddings(batch, mean, center=self.center)
             codes, solved = None, []
             for l1 in l1_values:
                 codes = nonnegative_lasso(
@@ -608,18 +615,6 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         for W in results:
             W.concept_names = self.concept_names_
         return results
-
-    def _centred(self, batch, mean):
-        z = torch.nn.functional.normalize(batch, dim=1)
-        if self.center:
-            residual = z - mean
-            norms = residual.norm(dim=1, keepdim=True)
-            z = residual / norms.clamp_min(1e-12)  # what normalize() computes
-            # A sample at the mean, up to rounding, has no direction left: normalising
-            # its rounding noise would explain it by arbitrary concepts. It gets none.
-            noise = 8 * np.sqrt(z.shape[1]) * torch.finfo(z.dtype).eps
-            z = z.masked_fill(norms <= noise, 0.0)
-        return z
 
     def inverse_transform(self, X):
         """Map concept weights back to (normalised) embeddings.
@@ -783,31 +778,6 @@ def _warn_single_sample():
         SingleSampleMeanWarning,
         stacklevel=4,
     )
-
-
-def _process_concepts(raw, names, *, center):
-    """Normalise concept embeddings, centre them by their mean and normalise again."""
-    zero = np.flatnonzero(~np.any(raw != 0, axis=1))
-    if zero.size:
-        raise ValueError(
-            f"Concept embeddings must be non-zero; {names[zero[0]]!r} (row {zero[0]}) "
-            "is all zeros."
-        )
-    components = unit_rows(raw)
-    if center:
-        components -= components.mean(axis=0)
-        norms = np.linalg.norm(components, axis=1)
-        # A concept equal to the dictionary mean has no direction left after centring.
-        degenerate = np.flatnonzero(norms <= 1e3 * np.finfo(components.dtype).eps)
-        if degenerate.size:
-            raise ValueError(
-                f"After centring, concept {names[degenerate[0]]!r} (row {degenerate[0]}) "
-                "equals the mean of the dictionary and has no direction left (a "
-                "dictionary of one concept, or of identical rows, cannot be centred). "
-                "Use more distinct concepts or center=False."
-            )
-        components /= norms[:, None]
-    return components
 
 
 def _codes_to_csr(codes, n_concepts, dtype):
