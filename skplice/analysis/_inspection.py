@@ -22,14 +22,6 @@ from skplice.decomposition._weights import (
 )
 from skplice.utils._validation import check_int
 
-__all__ = [
-    "class_concept_summary",
-    "concept_differences",
-    "format_top_concepts",
-    "probe_report",
-    "top_concepts",
-]
-
 
 def top_concepts(W, concept_names=None, *, n=5):
     """The ``n`` heaviest concepts of each sample.

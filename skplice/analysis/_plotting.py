@@ -17,13 +17,6 @@ from skplice.embedding._images import load_rgb
 from skplice.utils._deps import import_optional
 from skplice.utils._validation import check_int
 
-__all__ = [
-    "plot_class_concepts",
-    "plot_concept_histogram",
-    "plot_image_concepts",
-    "plot_sparsity_curve",
-]
-
 _VALUE_LABELS = {"prevalence": "prevalence (fraction of samples)", "mean_weight": "mean weight"}
 _SWEEP_LABELS = {
     "mean_l0": "Mean number of concepts (l0)",

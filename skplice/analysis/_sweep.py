@@ -12,8 +12,6 @@ from skplice.decomposition._splice import SpLiCETransformer
 from skplice.utils._rows import row_cosines
 from skplice.zero_shot import ZeroShotClassifier
 
-__all__ = ["sparsity_sweep"]
-
 
 def sparsity_sweep(splice, X, y=None, *, l1_values, classifier=None):
     """Measure sparsity, faithfulness and accuracy of SpLiCE reconstructions across ``l1``.

@@ -13,8 +13,6 @@ from skplice.utils._home import cache_folder, warn_cache_disabled
 from skplice.utils._text import shorten
 from skplice.utils._validation import check_int
 
-__all__ = ["VocabularyDownloadError", "load_vocabulary"]
-
 # Pinned to a commit so the bytes behind the address cannot change under the sha256 sums.
 BASE_URL = (
     "https://raw.githubusercontent.com/AI4LIFE-GROUP/SpLiCE/"

@@ -12,8 +12,6 @@ from skplice.utils._files import non_regular_kind
 from skplice.utils._text import shorten, with_short_filenames
 from skplice.utils._validation import check_int
 
-__all__ = ["transform_batches"]
-
 _DEFAULT_BATCH_SIZE = 8192
 
 

@@ -33,15 +33,6 @@ from skplice.utils._oom import ShrinkingBatches, call_with_shrinking_batch
 from skplice.utils._pickle import _VersionedPickleMixin
 from skplice.utils._sklearn_compat import HasMethods, Interval, StrOptions, transform_output
 
-__all__ = [
-    "CLIPEmbedder",
-    "ImageLoadError",
-    "SkippedImagesWarning",
-    "TextEmbedder",
-    "clear_model_cache",
-    "embedding_cache_info",
-]
-
 _MAX_LISTED = 20
 
 
