@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+from skplice.decomposition._preprocessing import process_concepts
+
 HERE = Path(__file__).resolve().parent
 #: Environment variable naming the shared data folder, which holds vocab/ (as for the tests).
 SHARED_DATA_ENV = "SKPLICE_SHARED_DATA"
@@ -100,11 +102,13 @@ def cached(name, key, compute, cache_dir=CACHE_DIR):
 
 
 def splice_process(X):
-    """L2-normalise rows, subtract their mean, L2-normalise again (float64)."""
-    X = np.asarray(X, dtype=np.float64)
-    X = X / np.linalg.norm(X, axis=1, keepdims=True)
-    X = X - X.mean(axis=0)
-    return X / np.linalg.norm(X, axis=1, keepdims=True)
+    """Rows processed as SpLiCE processes its concepts, in float64: L2-normalised,
+    centred by their mean, L2-normalised again.
+
+    For signals this is the centring by the mean that ``SpLiCETransformer.fit`` learns
+    from them (``transform`` does it in torch, so equal up to rounding).
+    """
+    return process_concepts(np.asarray(X, dtype=np.float64), center=True)
 
 
 def _vocabulary_file(name):

@@ -28,6 +28,7 @@ from benchmarks._measure import MB, threads
 from benchmarks._methods import Stopwatch, codes_to_csr
 from benchmarks._report import accuracy, save, to_text
 from benchmarks.solvers import add_common_arguments, check_device
+from skplice.decomposition._preprocessing import mean_of_unit_rows, process_embeddings
 from skplice.decomposition._solvers import nonnegative_lasso
 
 
@@ -48,23 +49,19 @@ def parse_args(argv=None):
     return args
 
 
-def centred(X, mean):
-    """SpLiCE's centring of raw signals: normalise, subtract the mean, normalise."""
-    return torch.nn.functional.normalize(torch.nn.functional.normalize(X, dim=1) - mean, dim=1)
-
-
 def run(C, args, batch_size):
     """Stream ``args.n_samples`` signals through the solver; return (row, first Z, codes)."""
     device = torch.device(args.device)
     signals = SyntheticSignals(C, args.seed + 1)
     first = signals.sample(min(batch_size, args.n_samples))
-    mean = torch.nn.functional.normalize(first, dim=1).mean(dim=0)
+    # The mean SpLiCETransformer.fit learns (float64), as transform casts it.
+    mean = torch.as_tensor(mean_of_unit_rows(first.cpu().numpy())).to(first)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seconds, rounds, nonzeros, failed, check = 0.0, 0, 0, 0, None
     for start in tqdm(range(0, args.n_samples, batch_size), desc=f"batch {batch_size}"):
         n = min(batch_size, args.n_samples - start)
-        Z = centred(first[:n] if start == 0 else signals.sample(n), mean)
+        Z = process_embeddings(first[:n] if start == 0 else signals.sample(n), mean, center=True)
         with Stopwatch(device) as clock:
             codes = nonnegative_lasso(Z, C, args.l1, tol=args.tol)
         seconds += clock.seconds

@@ -9,14 +9,12 @@ reconstructs them, in one call.
 import copy
 import difflib
 import math
-from contextlib import contextmanager
 from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import (
-    _check_feature_names_in,
     check_is_fitted,
     check_non_negative,
     validate_data,
@@ -31,6 +29,8 @@ from skplice.decomposition._weights import (
 )
 from skplice.utils._pickle import _VersionedPickleMixin
 from skplice.utils._refit import check_state_params, record_state_params
+from skplice.utils._rollback import unchanged_on_error
+from skplice.utils._sklearn_compat import _check_feature_names_in, _fit_context
 
 __all__ = ["ConceptEditor", "edit_embeddings"]
 
@@ -137,7 +137,7 @@ class ConceptEditor(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
             The fitted editor.
         """
         carried = carried_names(X)
-        with _unchanged_on_error(self):
+        with unchanged_on_error(self):
             X = self._validate(X, reset=True)
             names = resolve_names(
                 carried, self.concepts, n_columns=X.shape[1], argument="concepts"
@@ -430,19 +430,3 @@ def _scale_columns(X, multipliers):
     edited.data *= multipliers[columns]
     edited.eliminate_zeros()
     return edited
-
-
-@contextmanager
-def _unchanged_on_error(estimator):
-    """Restore the estimator's attributes if the block raises.
-
-    Validation records ``n_features_in_`` (and ``feature_names_in_``) before the
-    edits are checked; a failed fit must not leave a half-fitted estimator.
-    """
-    before = dict(vars(estimator))
-    try:
-        yield
-    except BaseException:
-        vars(estimator).clear()
-        vars(estimator).update(before)
-        raise

@@ -6,8 +6,7 @@ from numbers import Real
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import log_softmax, softmax
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     check_array,
@@ -22,6 +21,7 @@ from skplice.embedding._model_tags import check_same_model, clip_model_of, text_
 from skplice.utils._pickle import _VersionedPickleMixin
 from skplice.utils._refit import check_state_params, record_state_params
 from skplice.utils._rows import unit_rows
+from skplice.utils._sklearn_compat import HasMethods, Interval, _fit_context
 
 __all__ = ["ZeroShotClassifier"]
 

@@ -163,6 +163,20 @@ def test_throughput_without_cuda_fails_clearly(bench, capsys):
     assert "sees no CUDA device" in capsys.readouterr().err
 
 
+def test_the_problem_is_the_one_splice_transformer_solves(bench, tmp_path):
+    from skplice import SpLiCETransformer
+    from skplice.decomposition._preprocessing import process_embeddings
+
+    data, _ = bench("_data")
+    C, Z, D_raw, X_raw = data.load_problem("synthetic", 40, 60, 32, cache_dir=tmp_path)
+    splice = SpLiCETransformer(dictionary=D_raw).fit(X_raw)
+    np.testing.assert_array_equal(C, splice.components_)  # the same code, bit for bit
+    # transform centres in torch by the learned mean: the same up to rounding.
+    mean = torch.from_numpy(splice.image_mean_)
+    centred = process_embeddings(torch.from_numpy(X_raw), mean, center=True).numpy()
+    np.testing.assert_allclose(Z, centred, rtol=0, atol=1e-15)
+
+
 def test_minilm_problem_is_processed_and_cached(bench, tmp_path):
     data, _ = bench("_data")
     if not (data.VOCAB_DIR / "laion.txt").exists():

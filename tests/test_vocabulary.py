@@ -437,7 +437,7 @@ def test_duplicates_raise_and_suggest_clean():
     [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError), ("10", TypeError)],
 )
 def test_invalid_size(size, error):
-    with pytest.raises(error, match="positive int or None"):
+    with pytest.raises(error, match=r"size must be an int >= 1 or None; got "):
         load_vocabulary(["dog", "cat"], size=size)
 
 

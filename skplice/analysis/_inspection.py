@@ -6,8 +6,6 @@ concept names in its DataFrame columns or its ``concept_names`` attribute, or ta
 them as ``concept_names``. Results are pandas DataFrames in long ("tidy") form.
 """
 
-from numbers import Integral
-
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -22,14 +20,7 @@ from skplice.decomposition._weights import (
     resolve_names,
     some_values,
 )
-
-__all__ = [
-    "class_concept_summary",
-    "concept_differences",
-    "format_top_concepts",
-    "probe_report",
-    "top_concepts",
-]
+from skplice.utils._validation import check_int
 
 
 def top_concepts(W, concept_names=None, *, n=5):
@@ -61,7 +52,7 @@ def top_concepts(W, concept_names=None, *, n=5):
     1       0     2     dog     0.1
     2       1     1   beach     0.2
     """
-    _check_positive_int(n, "n")
+    check_int(n, "n", min_value=1)
     W, names, samples = check_weights(W, concept_names)
     rows, ranks, columns, weights = _top_entries(W, n)
     return pd.DataFrame(
@@ -97,9 +88,8 @@ def format_top_concepts(W, concept_names=None, *, n=5, decimals=2):
     >>> format_top_concepts(W, ["dog", "beach", "sand"])
     ['0.30 sand, 0.10 dog', '']
     """
-    _check_positive_int(n, "n")
-    if isinstance(decimals, bool) or not isinstance(decimals, Integral) or decimals < 0:
-        raise ValueError(f"decimals must be an int >= 0; got {decimals!r}.")
+    check_int(n, "n", min_value=1)
+    check_int(decimals, "decimals", min_value=0)
     W, names, _ = check_weights(W, concept_names)
     rows, _, columns, weights = _top_entries(W, n)
     lines = [[] for _ in range(W.shape[0])]
@@ -147,8 +137,7 @@ def class_concept_summary(W, y, concept_names=None, *, top=None, sort_by="mean_w
     """
     if sort_by not in ("mean_weight", "prevalence"):
         raise ValueError(f"sort_by must be 'mean_weight' or 'prevalence'; got {sort_by!r}.")
-    if top is not None:
-        _check_positive_int(top, "top")
+    check_int(top, "top", min_value=1, allow_none=True)
     W, names, _ = check_weights(W, concept_names)
     codes, classes = pd.factorize(check_labels(y, W.shape[0], "y"), sort=True)
     one_hot = sp.csr_array(
@@ -217,7 +206,7 @@ def probe_report(model, concept_names=None, *, top=10):
     0  office  positive    desk
     1  office  negative    sand
     """
-    _check_positive_int(top, "top")
+    check_int(top, "top", min_value=1)
     estimator = model[-1] if isinstance(model, Pipeline) else model
     check_is_fitted(estimator)
     if not hasattr(estimator, "coef_"):
@@ -339,8 +328,3 @@ def _coefficient_labels(estimator, n_rows):
     if classes is not None and len(classes) == n_rows:
         return list(classes)
     return list(range(n_rows))
-
-
-def _check_positive_int(value, argument):
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise ValueError(f"{argument} must be an int >= 1; got {value!r}.")

@@ -7,7 +7,6 @@ when a plot is drawn.
 """
 
 import difflib
-from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -16,13 +15,7 @@ from skplice.analysis._inspection import class_concept_summary, top_concepts
 from skplice.decomposition._weights import check_labels, check_weights
 from skplice.embedding._images import load_rgb
 from skplice.utils._deps import import_optional
-
-__all__ = [
-    "plot_class_concepts",
-    "plot_concept_histogram",
-    "plot_image_concepts",
-    "plot_sparsity_curve",
-]
+from skplice.utils._validation import check_int
 
 _VALUE_LABELS = {"prevalence": "prevalence (fraction of samples)", "mean_weight": "mean weight"}
 _SWEEP_LABELS = {
@@ -134,8 +127,7 @@ def plot_class_concepts(
     plt = _pyplot()
     if value not in _VALUE_LABELS:
         raise ValueError(f"value must be 'prevalence' or 'mean_weight'; got {value!r}.")
-    if isinstance(ncols, bool) or not isinstance(ncols, Integral) or ncols < 1:
-        raise ValueError(f"ncols must be an int >= 1; got {ncols!r}.")
+    check_int(ncols, "ncols", min_value=1)
     summary = class_concept_summary(W, y, concept_names, top=top, sort_by=value)
     classes = summary["class"].unique()
     ncols = min(ncols, len(classes))

@@ -17,8 +17,6 @@ from skplice.decomposition._weights import (
     some_values,
 )
 
-__all__ = ["concept_shift", "concept_shift_over_time"]
-
 
 def concept_shift(W_reference, W_new, concept_names=None, *, alternative="two-sided"):
     """Compare concept prevalence in new data with a reference set.

@@ -11,8 +11,6 @@ from sklearn.utils.validation import check_array, check_consistent_length, check
 from skplice.decomposition._splice import SpLiCETransformer, reconstruction_cosines
 from skplice.zero_shot import ZeroShotClassifier
 
-__all__ = ["sparsity_sweep"]
-
 
 def sparsity_sweep(splice, X, y=None, *, l1_values, classifier=None):
     """Measure sparsity, faithfulness and accuracy of SpLiCE reconstructions across ``l1``.

@@ -13,13 +13,6 @@ from skplice.exceptions import ImageMeanDownloadError
 from skplice.utils._download import download_verified, read_verified
 from skplice.utils._home import cache_folder, get_data_home, warn_cache_disabled
 
-__all__ = [
-    "ImageMeanDownloadError",
-    "list_image_means",
-    "load_image_mean",
-    "locate_image_mean",
-]
-
 # Pinned to a commit so the bytes behind the address cannot change under the sha256 sums.
 BASE_URL = (
     "https://raw.githubusercontent.com/AI4LIFE-GROUP/SpLiCE/"

@@ -4,7 +4,6 @@ import difflib
 import os
 from collections import Counter
 from collections.abc import Mapping, Set
-from numbers import Integral
 from pathlib import Path
 from typing import NamedTuple
 
@@ -12,8 +11,7 @@ from skplice.exceptions import VocabularyDownloadError
 from skplice.utils._download import download_verified, read_verified
 from skplice.utils._home import cache_folder, warn_cache_disabled
 from skplice.utils._text import shorten
-
-__all__ = ["VocabularyDownloadError", "list_vocabularies", "load_vocabulary"]
+from skplice.utils._validation import check_int
 
 # Pinned to a commit so the bytes behind the address cannot change under the sha256 sums.
 BASE_URL = (
@@ -153,7 +151,7 @@ def load_vocabulary(vocabulary="laion", size=None, *, clean=False, data_home=Non
     >>> load_vocabulary(["dog", "beach", "sand"], size=2)
     ['dog', 'beach']
     """
-    _check_size(size)
+    check_int(size, "size", min_value=1, allow_none=True)
     spec = _NAMED.get(vocabulary) if isinstance(vocabulary, str) else None
     if spec is not None:
         entries = _load_named(spec, data_home)
@@ -181,15 +179,6 @@ def load_vocabulary(vocabulary="laion", size=None, *, clean=False, data_home=Non
     if spec is not None:
         entries.reverse()
     return entries
-
-
-def _check_size(size):
-    if size is None:
-        return
-    if isinstance(size, bool) or not isinstance(size, Integral):
-        raise TypeError(f"size must be a positive int or None, got {size!r}.")
-    if size < 1:
-        raise ValueError(f"size must be a positive int or None (None keeps all), got {size}.")
 
 
 def _check_unique(entries):

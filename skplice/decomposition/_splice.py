@@ -2,18 +2,14 @@
 
 import os
 import warnings
-from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn import get_config
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
-    _check_feature_names_in,
     check_array,
     check_is_fitted,
     check_non_negative,
@@ -24,6 +20,12 @@ from tqdm.auto import tqdm
 from skplice.concepts._dictionary import build_dictionary
 from skplice.concepts._names import check_concept_names
 from skplice.decomposition._carried_names import attach_concept_names
+from skplice.decomposition._preprocessing import (
+    mean_of_unit_rows,
+    process_concepts,
+    process_embeddings,
+    sum_of_unit_rows,
+)
 from skplice.decomposition._solvers import nonnegative_lasso
 from skplice.embedding._model_tags import (
     check_same_model,
@@ -37,7 +39,16 @@ from skplice.utils._device import resolve_device
 from skplice.utils._oom import ShrinkingBatches
 from skplice.utils._pickle import _VersionedPickleMixin
 from skplice.utils._refit import check_state_params, record_state_params
+from skplice.utils._rollback import unchanged_on_error
 from skplice.utils._rows import row_cosines, scaled_rows, unit_rows
+from skplice.utils._sklearn_compat import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    _check_feature_names_in,
+    _fit_context,
+    transform_output,
+)
 from skplice.utils._tensors import tensor_to_numpy
 
 # The only vocabulary value that can go with a given dictionary (see _check_name_source).
@@ -295,12 +306,12 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
             with ``center=True``): centring the sample by itself leaves nothing, so it
             gets no concept. Use ``image_mean="published"`` to explain one image.
         """
-        with _unchanged_on_error(self):
+        with unchanged_on_error(self):
             X_model = clip_model_of(X)
             X = self._validate_embeddings(X, reset=True)
             fitted, mean = self._fit_fixed_parts(X.shape[1], X_model)
             if mean is None:
-                mean = _unit_rows(X).mean(axis=0, dtype=np.float64)
+                mean = mean_of_unit_rows(X)
                 if X.shape[0] == 1 and self.center:
                     _warn_single_sample()
         vars(self).update(fitted)
@@ -331,12 +342,12 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         first_call = not hasattr(self, "image_mean_")
         if not first_call:
             check_state_params(self)
-        with _unchanged_on_error(self):
+        with unchanged_on_error(self):
             X_model = clip_model_of(X)
             if not first_call:
                 check_same_model(self, X)
             X = self._validate_embeddings(X, reset=first_call)
-            batch_sum = _unit_rows(X).sum(axis=0, dtype=np.float64)
+            batch_sum = sum_of_unit_rows(X)
             if first_call:
                 fitted, mean = self._fit_fixed_parts(X.shape[1], X_model)
         if first_call:
@@ -437,7 +448,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
                     f"{raw.shape[1]}: embed the images and the vocabulary with the same "
                     "model (e.g. the same CLIPEmbedder settings)."
                 )
-            return _process_concepts(raw, names, center=self.center), names
+            return process_concepts(raw, names, center=self.center), names
         raw = check_array(
             self.dictionary,
             dtype=[np.float64, np.float32],
@@ -453,7 +464,7 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
                 "concept embeddings and the inputs must come from the same CLIP model."
             )
         names = self._concept_names(raw.shape[0])
-        return _process_concepts(raw, names, center=self.center), names
+        return process_concepts(raw, names, center=self.center), names
 
     def _concept_names(self, n_concepts):
         """The names of an array dictionary's ``n_concepts`` rows."""
@@ -603,7 +614,8 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         def solve(start, stop):
             # A scaled copy per batch (see skplice.utils._rows): rows with huge or tiny entries
             # keep their direction; inputs may be read-only memmaps, which torch cannot wrap.
-            z = self._centred(torch.from_numpy(scaled_rows(X[start:stop])).to(device), mean)
+            batch = torch.from_numpy(scaled_rows(X[start:stop])).to(device)
+            z = process_embeddings(batch, mean, center=self.center)
             codes, solved = None, []
             for l1 in l1_values:
                 codes = nonnegative_lasso(
@@ -637,18 +649,6 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         for W in results:
             attach_concept_names(W, self.concept_names_)
         return results
-
-    def _centred(self, batch, mean):
-        z = torch.nn.functional.normalize(batch, dim=1)
-        if self.center:
-            residual = z - mean
-            norms = residual.norm(dim=1, keepdim=True)
-            z = residual / norms.clamp_min(1e-12)  # what normalize() computes
-            # A sample at the mean, up to rounding, has no direction left: normalising
-            # its rounding noise would explain it by arbitrary concepts. It gets none.
-            noise = 8 * np.sqrt(z.shape[1]) * torch.finfo(z.dtype).eps
-            z = z.masked_fill(norms <= noise, 0.0)
-        return z
 
     def inverse_transform(self, X):
         """Map concept weights back to (normalised) embeddings.
@@ -800,30 +800,13 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         """Refuse pandas/polars output for sparse results before doing any work."""
         if not self.sparse_output or self.output == "reconstruction":
             return
-        configured = getattr(self, "_sklearn_output_config", {}).get("transform")
-        container = configured or get_config()["transform_output"]
+        container = transform_output(self)
         if container in ("pandas", "polars"):
             raise ValueError(
                 f"{type(self).__name__}(sparse_output=True) returns a scipy sparse "
                 f"matrix, which {container} output cannot hold. Set sparse_output=False "
                 "for a dense result, or use set_output(transform='default')."
             )
-
-
-@contextmanager
-def _unchanged_on_error(estimator):
-    """Restore the estimator's attributes if the block raises.
-
-    Validation records ``n_features_in_`` and ``feature_names_in_`` before later
-    checks can fail; a failed fit or partial_fit must leave no trace.
-    """
-    before = dict(vars(estimator))
-    try:
-        yield
-    except BaseException:
-        vars(estimator).clear()
-        vars(estimator).update(before)
-        raise
 
 
 # Appended to scikit-learn's "Negative values in data passed to <whom>".
@@ -886,31 +869,6 @@ def _warn_single_sample():
         SingleSampleMeanWarning,
         stacklevel=4,
     )
-
-
-def _process_concepts(raw, names, *, center):
-    """Normalise concept embeddings, centre them by their mean and normalise again."""
-    zero = np.flatnonzero(~np.any(raw != 0, axis=1))
-    if zero.size:
-        raise ValueError(
-            f"Concept embeddings must be non-zero; {names[zero[0]]!r} (row {zero[0]}) "
-            "is all zeros."
-        )
-    components = unit_rows(raw)
-    if center:
-        components -= components.mean(axis=0)
-        norms = np.linalg.norm(components, axis=1)
-        # A concept equal to the dictionary mean has no direction left after centring.
-        degenerate = np.flatnonzero(norms <= 1e3 * np.finfo(components.dtype).eps)
-        if degenerate.size:
-            raise ValueError(
-                f"After centring, concept {names[degenerate[0]]!r} (row {degenerate[0]}) "
-                "equals the mean of the dictionary and has no direction left (a "
-                "dictionary of one concept, or of identical rows, cannot be centred). "
-                "Use more distinct concepts or center=False."
-            )
-        components /= norms[:, None]
-    return components
 
 
 def _codes_to_csr(codes, n_concepts, dtype):

@@ -3,7 +3,6 @@
 import mmap
 import os
 from collections.abc import Iterable, Mapping
-from numbers import Integral
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
@@ -11,8 +10,7 @@ from tqdm.auto import tqdm
 
 from skplice.utils._files import non_regular_kind
 from skplice.utils._text import shorten, with_short_filenames
-
-__all__ = ["transform_batches"]
+from skplice.utils._validation import check_int
 
 _DEFAULT_BATCH_SIZE = 8192
 
@@ -112,7 +110,8 @@ def transform_batches(estimator, X, *, batch_size=None, verbose=False):
     if hasattr(X, "shape"):
         if len(X.shape) == 0:
             raise ValueError("X is a 0-d array: it has no rows to split into batches.")
-        size = _check_batch_size(_DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
+        size = check_int(batch_size, "batch_size", min_value=1, allow_none=True)
+        size = _DEFAULT_BATCH_SIZE if size is None else size
         return _transform_slices(estimator, X, size, verbose)
     if isinstance(X, (bytes, Mapping)) or not isinstance(X, Iterable):
         raise TypeError(
@@ -126,14 +125,6 @@ def transform_batches(estimator, X, *, batch_size=None, verbose=False):
             "wrap a list of rows in np.asarray to have it split."
         )
     return _transform_iterable(estimator, X, verbose)
-
-
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, Integral):
-        raise TypeError(f"batch_size must be a positive int or None, got {batch_size!r}.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int or None, got {batch_size}.")
-    return int(batch_size)
 
 
 def _open_npy(path):

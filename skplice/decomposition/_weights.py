@@ -9,10 +9,11 @@ never column indices, are the interface: indices shift whenever the vocabulary c
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.utils.validation import _get_feature_names, check_array
+from sklearn.utils.validation import check_array
 
 from skplice.concepts._names import check_concept_names
 from skplice.decomposition._carried_names import attached_concept_names
+from skplice.utils._sklearn_compat import _get_feature_names
 
 
 def carried_names(X):

@@ -16,7 +16,6 @@ from typing import ClassVar
 import numpy as np
 from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from skplice.embedding import (
     _clip_backend,
@@ -32,15 +31,7 @@ from skplice.exceptions import ImageLoadError, SkippedImagesWarning
 from skplice.utils._device import resolve_device
 from skplice.utils._oom import ShrinkingBatches, call_with_shrinking_batch
 from skplice.utils._pickle import _VersionedPickleMixin
-
-__all__ = [
-    "CLIPEmbedder",
-    "ImageLoadError",
-    "SkippedImagesWarning",
-    "TextEmbedder",
-    "clear_model_cache",
-    "embedding_cache_info",
-]
+from skplice.utils._sklearn_compat import HasMethods, Interval, StrOptions, transform_output
 
 _MAX_LISTED = 20
 
@@ -137,11 +128,7 @@ def _finish(features, normalize):
 
 
 def _pandas_output_requested(estimator):
-    try:
-        from sklearn.utils._set_output import _get_output_config
-    except ImportError:  # pragma: no cover - future scikit-learn
-        return False
-    return _get_output_config("transform", estimator)["dense"] == "pandas"
+    return transform_output(estimator) == "pandas"
 
 
 class _BaseEmbedder(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
