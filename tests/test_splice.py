@@ -349,6 +349,30 @@ def test_reconstruction_output_replaces_embeddings(concepts, embeddings):
     np.testing.assert_allclose(np.linalg.norm(out.to_numpy(), axis=1), 1.0)
 
 
+def test_score_samples_scores_given_weights_without_solving_again(concepts, embeddings):
+    splice = make(concepts, l1=0.05).fit(embeddings)
+    W = splice.transform(embeddings)
+    recon = splice.inverse_transform(W)
+    per_sample = np.sum(unit(embeddings) * recon, axis=1)
+    np.testing.assert_allclose(splice.score_samples(embeddings), per_sample, atol=1e-12)
+    solved = splice.score_samples(embeddings, centred=True)
+    np.testing.assert_array_equal(
+        splice.score_samples(embeddings, weights=W, centred=True), solved
+    )
+    for given, rtol in ((W.toarray(), 1e-14), (W.astype(np.float32), 1e-6)):
+        scores = splice.score_samples(embeddings, weights=given, centred=True)
+        np.testing.assert_allclose(scores, solved, rtol=rtol)
+    # Other weights give other scores: the given ones are used, not recomputed.
+    sparser = clone(splice).set_params(l1=1.0).fit(embeddings).transform(embeddings)
+    assert np.all(splice.score_samples(embeddings, weights=sparser) <= per_sample + 1e-12)
+    assert np.any(splice.score_samples(embeddings, weights=sparser) < per_sample - 1e-3)
+    with pytest.raises(ValueError, match=r"weights has shape \(59, 80\).*output='weights'"):
+        splice.score_samples(embeddings, weights=W[:59])
+    reconstruction = clone(splice).set_params(output="reconstruction").fit(embeddings)
+    with pytest.raises(ValueError, match="weights has shape"):
+        splice.score_samples(embeddings, weights=reconstruction.transform(embeddings))
+
+
 def test_score_is_the_same_whatever_the_output(concepts, embeddings):
     weights = make(concepts).fit(embeddings)
     reconstruction = clone(weights).set_params(output="reconstruction").fit(embeddings)

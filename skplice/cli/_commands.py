@@ -121,7 +121,7 @@ def explain(args):
     W = splice.transform(X)
     names = splice.get_feature_names_out()
     # How much of each image its concepts explain (see SpLiCETransformer.score_samples).
-    cosines = splice.score_samples(X, centred=True)
+    cosines = splice.score_samples(X, weights=W, centred=True)
     records = explanation_records(
         explained,
         W,

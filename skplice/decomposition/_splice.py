@@ -687,13 +687,18 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         clip_model = getattr(self, "_clip_model", None)
         return recon if clip_model is None else tag(recon, clip_model)
 
-    def score_samples(self, X, *, centred=False):
+    def score_samples(self, X, *, weights=None, centred=False):
         """Cosine similarity between each embedding and its SpLiCE reconstruction.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Embeddings.
+        weights : {array-like, sparse matrix} of shape (n_samples, n_concepts), \
+default=None
+            The concept weights of ``X`` that :meth:`transform` returned (with
+            ``output="weights"``), to score them without solving again. None
+            decomposes ``X`` here.
         centred : bool, default=False
             False compares each embedding with its reconstruction
             (:meth:`inverse_transform` of its weights), as :meth:`score` and
@@ -725,6 +730,9 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         (8,)
         >>> bool(splice.score_samples(X).mean() == splice.score(X))
         True
+        >>> W = splice.transform(X)
+        >>> bool((splice.score_samples(X, weights=W) == splice.score_samples(X)).all())
+        True
         >>> splice.set_params(l1=1e6).score_samples(X, centred=True)  # no concept at all
         array([0., 0., 0., 0., 0., 0., 0., 0.])
         """
@@ -732,8 +740,17 @@ class SpLiCETransformer(_VersionedPickleMixin, TransformerMixin, BaseEstimator):
         check_state_params(self)
         check_same_model(self, X)
         X = self._validate_embeddings(X, reset=False)
-        # The weights themselves, whatever `output` makes transform return.
-        (W,) = self._decompose(X, [self.l1])
+        if weights is None:
+            # The weights themselves, whatever `output` makes transform return.
+            (W,) = self._decompose(X, [self.l1])
+        else:
+            W = check_array(weights, accept_sparse="csr", dtype=(np.float64, np.float32))
+            expected = (X.shape[0], self.components_.shape[0])
+            if W.shape != expected:
+                raise ValueError(
+                    f"weights has shape {W.shape} but X's concept weights have shape "
+                    f"{expected}: pass what transform(X) returned with output='weights'."
+                )
         return reconstruction_cosines(self, X, W, centred=centred)
 
     def score(self, X, y=None):
