@@ -24,7 +24,8 @@ EXPECTED_FAILURES = {
         "check_estimators_dtypes": (
             "the check's integer data contains an all-zero row, which SpLiCETransformer "
             "rejects by design (a zero embedding has no direction to decompose); dtypes "
-            "are covered by test_splice.py::test_float32_in_float32_out_and_dense_output"
+            "are covered by decomposition/test_splice.py::"
+            "test_float32_in_float32_out_and_dense_output"
         ),
         "check_transformer_n_iter": (
             "max_iter bounds the solver in transform; fit runs no iterative solver, so "
@@ -73,7 +74,7 @@ def test_checks_not_run_by_check_estimator(estimator, check):
 
 @pytest.mark.parametrize("check", DENSE_OUTPUT_CHECKS, ids=ids)
 def test_dataframe_output_checks_with_dense_output(check):
-    # Sparse output refuses DataFrame containers with a clear error (test_splice.py).
+    # Sparse output refuses DataFrame containers with a clear error (decomposition/test_splice.py).
     for estimator in (
         SpLiCETransformer(dictionary="identity", sparse_output=False),
         SpLiCETransformer(dictionary="identity", output="reconstruction"),

@@ -14,7 +14,7 @@ from skplice.cli._inputs import MIN_INPUTS_FOR_MEAN
 from skplice.cli._outputs import MAX_PLOT_IMAGES, PROG
 
 # The estimators' defaults as the help states them (importing the estimators would load
-# torch and scikit-learn for --help); tests/test_cli.py checks them against the estimators.
+# torch and scikit-learn for --help); tests/cli/test_cli.py checks them against the estimators.
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 DEFAULT_L1 = 0.2

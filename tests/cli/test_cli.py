@@ -20,7 +20,7 @@ from skplice import CLIPEmbedder, SpLiCETransformer, __version__
 from skplice.cli import build_parser, main
 from skplice.cli._inputs import load_matrix
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README_IMAGE = "examples/images/astronaut.jpg"
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "cat", "hubble_deep_field")
 

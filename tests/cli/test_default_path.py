@@ -24,7 +24,7 @@ from skplice import CLIPEmbedder, SpLiCETransformer, load_image_mean, load_vocab
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README_IMAGE = "examples/images/astronaut.jpg"
 MODEL, PRETRAINED = "ViT-B-32", "laion2b_s34b_b79k"
 PUBLISHED = f"published mean of {MODEL} {PRETRAINED}"
