@@ -6,7 +6,7 @@ import torch
 from scipy.optimize import nnls
 from sklearn.linear_model import Lasso
 
-from skplice.decomposition._solvers import nonnegative_lasso
+from skplice.decomposition._solvers import STANDARD_BUDGETS, Budgets, nonnegative_lasso
 
 SOLVERS = ["active_set", "fista"]
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -220,6 +220,16 @@ def test_empty_batch_and_bad_arguments():
         nonnegative_lasso(torch.ones(2, 3, dtype=torch.float64), C, 0.1, solver="admm")
 
 
+def test_budgets_must_be_positive_integers():
+    with pytest.raises(ValueError, match=r"Budgets.gram must be a positive int, got 0"):
+        Budgets(gram=0)
+    with pytest.raises(ValueError, match=r"Budgets.gather_chunk must be a positive int"):
+        Budgets(gather_chunk=2.5)
+    C = torch.eye(3, dtype=torch.float64)
+    with pytest.raises(TypeError, match="budgets must be a Budgets, got dict"):
+        nonnegative_lasso(torch.ones(2, 3, dtype=torch.float64), C, 0.1, budgets={"gram": 1})
+
+
 @cuda
 @pytest.mark.gpu
 @pytest.mark.parametrize("solver", SOLVERS)
@@ -252,45 +262,44 @@ def test_supports_as_large_as_the_dimension_converge_in_a_batch():
         assert np.max(gap) < 1e-6
 
 
-def test_gram_memory_budget_splits_groups_without_changing_results(monkeypatch):
+def test_gram_memory_budget_splits_groups_without_changing_results():
     # A budget of a few working sets forces many small groups, each followed through its
     # rounds before the next (depth first): the solutions must not change.
-    import skplice.decomposition._solvers as solvers
-
     rng = np.random.default_rng(11)
     C = correlated_dictionary(rng, 500, 48)
     Z = signals(rng, C, 40, n_active=20, noise=0.4)
     W, codes = solve(Z, C, 0.02, tol=1e-9)
     assert codes.converged.all() and codes.n_iter.max() >= 3  # several rounds, groups
-    monkeypatch.setattr(solvers, "_GRAM_BUDGET", 3 * 64**2)
-    W_small, codes_small = solve(Z, C, 0.02, tol=1e-9)
+    W_small, codes_small = solve(Z, C, 0.02, tol=1e-9, budgets=Budgets(gram=3 * 64**2))
     assert codes_small.converged.all()
     np.testing.assert_allclose(W_small, W, rtol=0, atol=1e-12)
     # Working sets beyond 32 concepts solved one row at a time.
-    monkeypatch.setattr(solvers, "_LARGE_WORKING_SET", 32)
-    monkeypatch.setattr(solvers, "_LARGE_GRAM_BUDGET", 1)
-    W_rows, codes_rows = solve(Z, C, 0.02, tol=1e-9)
+    one_row = Budgets(gram=3 * 64**2, large_working_set=32, large_gram=1)
+    W_rows, codes_rows = solve(Z, C, 0.02, tol=1e-9, budgets=one_row)
     assert codes_rows.converged.all()
     np.testing.assert_allclose(W_rows, W, rtol=0, atol=1e-12)
     gap = objective(W, Z, C, 0.02) / objective(lasso_oracle(Z, C, 0.02), Z, C, 0.02) - 1
     assert np.max(gap) < 1e-6
 
 
-@pytest.mark.parametrize("n_samples", [30, 160])
+@pytest.mark.parametrize(
+    ("n_samples", "budgets"),
+    [(30, STANDARD_BUDGETS), (160, STANDARD_BUDGETS), (30, Budgets(min_rows_per_part=15))],
+)
 def test_no_operation_runs_on_several_threads_and_the_callers_threads_split_the_batch(
-    monkeypatch, n_samples
+    monkeypatch, n_samples, budgets
 ):
     # Spinning OpenMP threads of hundreds of small operations made a busy machine
     # several times slower at two threads than at one. Every operation now runs on one
     # OpenMP thread: the caller's threads solve parts of a batch at once, and a batch
-    # too small to split (under 2 x 64 rows) gives them to its products only. The
-    # caller's setting stays, and the thread count changes no result.
+    # too small to split (under 2 x 64 rows by default) gives them to its products only.
+    # The caller's setting stays, and the thread count changes no result.
     import threading
 
-    import skplice.decomposition._solvers as solvers
+    import skplice.decomposition._solvers._active_set as active_set
 
     seen = {"solve": set(), "product": set(), "solving threads": set()}
-    working_sets, addmm = solvers._solve_working_sets, torch.addmm
+    working_sets, addmm = active_set.solve_working_sets, torch.addmm
 
     def recording_solve(*args, **kwargs):
         seen["solve"].add(torch.get_num_threads())
@@ -301,7 +310,7 @@ def test_no_operation_runs_on_several_threads_and_the_callers_threads_split_the_
         seen["product"].add(torch.get_num_threads())
         return addmm(*args, **kwargs)
 
-    monkeypatch.setattr(solvers, "_solve_working_sets", recording_solve)
+    monkeypatch.setattr(active_set, "solve_working_sets", recording_solve)
     monkeypatch.setattr(torch, "addmm", recording_product)
     rng = np.random.default_rng(12)
     C = correlated_dictionary(rng, 300, 32)
@@ -309,9 +318,9 @@ def test_no_operation_runs_on_several_threads_and_the_callers_threads_split_the_
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        W2, codes = solve(Z, C, 0.1, tol=1e-9)
+        W2, codes = solve(Z, C, 0.1, tol=1e-9, budgets=budgets)
         assert torch.get_num_threads() == 2
-        split = n_samples >= 2 * solvers._MIN_ROWS_PER_PART
+        split = n_samples >= 2 * budgets.min_rows_per_part
         assert seen["solve"] == {1}
         assert seen["product"] == ({1} if split else {2})
         assert len(seen["solving threads"]) == (2 if split else 1)
@@ -327,25 +336,23 @@ def test_no_operation_runs_on_several_threads_and_the_callers_threads_split_the_
 def test_parts_of_a_batch_share_the_gram_budget(monkeypatch):
     # Parts solved at once each get their share of the Gram budgets, so that a split
     # call holds no more working-set Gram entries than one call would.
-    import skplice.decomposition._solvers as solvers
+    import skplice.decomposition._solvers._active_set as active_set
 
     largest = []
-    working_set_gram = solvers._working_set_gram
+    working_set_gram = active_set._working_set_gram
 
     def recording(C64, working, *args):
         largest.append(working.shape[0] * working.shape[1] ** 2)
         return working_set_gram(C64, working, *args)
 
-    monkeypatch.setattr(solvers, "_working_set_gram", recording)
-    monkeypatch.setattr(solvers, "_GRAM_BUDGET", 2**14)
-    monkeypatch.setattr(solvers, "_LARGE_GRAM_BUDGET", 2**14)
+    monkeypatch.setattr(active_set, "_working_set_gram", recording)
     rng = np.random.default_rng(16)
     C = correlated_dictionary(rng, 300, 32)
     Z = signals(rng, C, 200, n_active=8)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        W2, _ = solve(Z, C, 0.1, tol=1e-9)
+        W2, _ = solve(Z, C, 0.1, tol=1e-9, budgets=Budgets(gram=2**14, large_gram=2**14))
     finally:
         torch.set_num_threads(before)
     assert max(largest) <= 2**14 // 2
@@ -353,12 +360,12 @@ def test_parts_of_a_batch_share_the_gram_budget(monkeypatch):
 
 
 def test_threads_are_restored_when_the_solver_fails(monkeypatch):
-    import skplice.decomposition._solvers as solvers
+    import skplice.decomposition._solvers._active_set as active_set
 
     def failing(*args, **kwargs):
         raise FloatingPointError("a working-set solve failed")
 
-    monkeypatch.setattr(solvers, "_solve_working_sets", failing)
+    monkeypatch.setattr(active_set, "solve_working_sets", failing)
     rng = np.random.default_rng(14)
     C = correlated_dictionary(rng, 50, 8)
     before = torch.get_num_threads()
@@ -388,17 +395,31 @@ def test_concurrent_calls_from_threads_agree_with_one_call():
     np.testing.assert_allclose(np.vstack(concurrent), solve(Z, C, 0.1)[0], rtol=0, atol=1e-12)
 
 
-def test_gram_gather_chunks_do_not_change_results(monkeypatch):
+def test_gram_gather_chunks_do_not_change_results():
     # The working-set Gram matrices are built a chunk of rows at a time: 64 rows on a
     # CPU (cache), many more on a GPU (kernel launches). Chunks change no solution.
-    import skplice.decomposition._solvers as solvers
-
     rng = np.random.default_rng(15)
     C = correlated_dictionary(rng, 400, 32)
     Z = signals(rng, C, 50, n_active=10)
-    results = []
-    for chunk in (3, 64, 10_000):
-        monkeypatch.setattr(solvers, "_GATHER_CHUNK", chunk)
-        results.append(solve(Z, C, 0.05, tol=1e-9)[0])
+    results = [
+        solve(Z, C, 0.05, tol=1e-9, budgets=Budgets(gather_chunk=chunk))[0]
+        for chunk in (3, 64, 10_000)
+    ]
     np.testing.assert_allclose(results[0], results[1], rtol=0, atol=1e-12)
     np.testing.assert_allclose(results[2], results[1], rtol=0, atol=1e-12)
+
+
+@cuda
+@pytest.mark.gpu
+def test_cuda_gather_chunks_do_not_change_results():
+    # On a GPU the Gram chunks are as large as device_gather_entries allow (at least
+    # gather_chunk rows): one chunk per group, or 4 rows per chunk, give one solution.
+    rng = np.random.default_rng(15)
+    C = torch.from_numpy(correlated_dictionary(rng, 400, 32)).cuda()
+    Z = torch.from_numpy(signals(rng, C.cpu().numpy(), 50, n_active=10)).cuda()
+    one_chunk = nonnegative_lasso(Z, C, 0.05, tol=1e-9)
+    small = nonnegative_lasso(
+        Z, C, 0.05, tol=1e-9, budgets=Budgets(gather_chunk=4, device_gather_entries=1)
+    )
+    assert one_chunk.converged.all() and small.converged.all()
+    torch.testing.assert_close(small.to_dense(400), one_chunk.to_dense(400), rtol=0, atol=1e-12)
