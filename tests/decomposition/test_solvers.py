@@ -282,6 +282,43 @@ def test_gram_memory_budget_splits_groups_without_changing_results():
     assert np.max(gap) < 1e-6
 
 
+def test_chunks_of_different_rounds_share_a_product_without_changing_results(monkeypatch):
+    # Small Gram chunks leave a few rows each for later rounds; those rows share one
+    # product with the next chunks, whatever their round, instead of paying one each.
+    # Each row still counts its own rounds, and stops at its own max_iter.
+    import skplice.decomposition._solvers._active_set as active_set
+
+    rng = np.random.default_rng(12)
+    C = correlated_dictionary(rng, 500, 48)
+    Z = signals(rng, C, 40, n_active=20, noise=0.4)
+    rounds_per_product = []
+    sharing = active_set._sharing_a_product
+
+    def recorded(stack, budgets):
+        chunks = sharing(stack, budgets)
+        rounds_per_product.append({chunk.round for chunk in chunks})
+        return chunks
+
+    monkeypatch.setattr(active_set, "_sharing_a_product", recorded)
+    small_chunks = {"gram": 4 * 64**2, "large_gram": 4 * 64**2}
+    for max_iter in (100, 2):
+        runs = []
+        for product_gram in (1, 12 * 64**2):  # one chunk per product; a few per product
+            rounds_per_product.clear()
+            budgets = Budgets(**small_chunks, product_gram=product_gram)
+            W, codes = solve(Z, C, 0.02, tol=1e-9, max_iter=max_iter, budgets=budgets)
+            runs.append((W, codes, len(rounds_per_product)))
+        (W_alone, alone, n_alone), (W_shared, shared, n_shared) = runs
+        assert n_shared < n_alone
+        if max_iter > 2:
+            assert any(len(rounds) > 1 for rounds in rounds_per_product)
+        np.testing.assert_array_equal(shared.n_iter.numpy(), alone.n_iter.numpy())
+        np.testing.assert_array_equal(shared.converged.numpy(), alone.converged.numpy())
+        np.testing.assert_allclose(W_shared, W_alone, rtol=0, atol=1e-12)
+        assert int(shared.n_iter.max()) <= max_iter
+    assert int(alone.n_iter.max()) == 2 and not alone.converged.all()
+
+
 @pytest.mark.parametrize(
     ("n_samples", "budgets"),
     [(30, STANDARD_BUDGETS), (160, STANDARD_BUDGETS), (30, Budgets(min_rows_per_part=15))],

@@ -90,11 +90,11 @@ def active_set(Z, C, l1, *, tol, max_iter, init, budgets, threads=None, C64=None
     # a few pending groups) are held at a time, whatever l1 and the batch size.
     stack = [_Scheduled(1, group) for group in reversed(_bounded(groups, budgets))]
     while stack:
-        chunks = _same_round(stack, budgets)
-        round_ = chunks[0].round
+        chunks = _sharing_a_product(stack, budgets)
+        rounds = [chunk.round for chunk in chunks]
         solved, residuals = [], []
         while chunks:  # popped, so that each carried Gram block is freed once extended
-            group = chunks.pop(0).group
+            round_, group = chunks.pop(0)
             n_iter[group.rows] = round_
             z = Z[group.rows]
             gram, corr = _working_set_gram(
@@ -121,7 +121,7 @@ def active_set(Z, C, l1, *, tol, max_iter, init, budgets, threads=None, C64=None
             [chunk.rows.shape[0] for chunk in solved]
         )
         following = []
-        for grad in grads:
+        for round_, grad in zip(rounds, grads, strict=True):
             chunk = solved.pop(0)
             violation = working_set_violation(grad, chunk.working_set, chunk.weights)
             done = (violation <= tol) & chunk.pivoting_done
@@ -134,11 +134,12 @@ def active_set(Z, C, l1, *, tol, max_iter, init, budgets, threads=None, C64=None
                 )
             )
             if not bool(finished.all()):
-                following.extend(next_groups(chunk, grad, finished, limit, tol))
+                following.extend(
+                    _Scheduled(round_ + 1, group)
+                    for group in _bounded(next_groups(chunk, grad, finished, limit, tol), budgets)
+                )
             del chunk
-        stack.extend(
-            _Scheduled(round_ + 1, group) for group in reversed(_bounded(following, budgets))
-        )
+        stack.extend(reversed(following))
 
     indices, values = _assemble(results, n, device)
     return SparseCodes(indices, values.to(Z.dtype), n_iter, converged)
@@ -157,17 +158,19 @@ def _bounded(groups, budgets):
     return chunks
 
 
-def _same_round(stack, budgets):
-    """Pop the top chunk, and the next ones of its round while their Gram blocks fit.
+def _sharing_a_product(stack, budgets):
+    """Pop the top chunk, and the next ones while their Gram blocks fit.
 
     The popped chunks share one product with the dictionary, so their Gram blocks are
     held together until it decides which rows go on: at most ``budgets.product_gram``
-    entries (or one chunk).
+    entries (or one chunk). Chunks of different rounds may share it (each row counts
+    its own rounds): the few rows a group leaves for its later rounds would otherwise
+    pay a product each, at up to 20 times the cost per row of one of a few hundred.
     """
     first = stack.pop()
     chunks = [first]
     entries = first.group.gram_entries
-    while stack and stack[-1].round == first.round:
+    while stack:
         entries += stack[-1].group.gram_entries
         if entries > budgets.product_gram:
             break
