@@ -83,6 +83,16 @@ FORMATS = {
     "mean |rel diff| vs cold": "{:.1e}",
     "max |rel diff| vs cold": "{:.1e}",
     "speed-up": "{:.2f}",
+    # benchmarks/breakdown.py: stages in floors
+    "x floor": "{:.1f}",
+    "products": "{:.2f}",
+    "gram": "{:.2f}",
+    "solves": "{:.2f}",
+    "working sets": "{:.2f}",
+    "other": "{:.2f}",
+    "product rows / batch": "{:.2f}",
+    "factorisations / row / round": "{:.2f}",
+    "median lowest rank": "{:,.0f}",
 }
 
 

@@ -146,6 +146,25 @@ def test_path_warm_starts_match_cold(bench):
     assert list(per_l1["l1"]) == [0.1, 0.2, 0.3]
 
 
+def test_breakdown_times_the_stages_and_ranks_the_supports(bench):
+    breakdown, dirs = bench("breakdown")
+    import skplice.decomposition._solvers._active_set as active_set
+
+    gradient = active_set.gradient
+    args = ["--kind", "synthetic", "--n-samples", "40", "--n-concepts", "400", "--d", "32"]
+    times, ranks = breakdown.main([*args, "--l1", "0.2", "0.05", "--repeats", "1", *dirs])
+    assert active_set.gradient is gradient  # the timers are removed afterwards
+    assert list(times["l1"]) == [0.2, 0.05] and list(ranks["l1"]) == [0.2, 0.05]
+    stages = times[["products", "gram", "solves", "working sets"]]
+    assert (stages.to_numpy() >= 0).all()
+    assert (stages.sum(axis=1) <= times["x floor"] * 1.01).all()
+    # A cold start's first product, then one per round for every row.
+    assert (times["product rows / batch"] >= 1 + times["mean rounds"] - 1e-9).all()
+    assert (times["factorisations / row / round"] >= 1).all()
+    shares = ranks[[f"in top {k}" for k in breakdown.TOP_K]].to_numpy()
+    assert ((shares >= 0) & (shares <= 1)).all() and (np.diff(shares, axis=1) >= 0).all()
+
+
 def test_throughput_on_cpu(bench):
     throughput, dirs = bench("throughput")
     args = ["--device", "cpu", "--n-samples", "300", "--batch-size", "128", "--threads", "1"]
