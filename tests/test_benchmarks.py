@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,6 +164,27 @@ def test_breakdown_times_the_stages_and_ranks_the_supports(bench):
     assert (times["factorisations / row / round"] >= 1).all()
     shares = ranks[[f"in top {k}" for k in breakdown.TOP_K]].to_numpy()
     assert ((shares >= 0) & (shares <= 1)).all() and (np.diff(shares, axis=1) >= 0).all()
+
+
+def test_supports_count_concepts_with_identical_embeddings_as_one(bench):
+    # Duplicated concepts make the optimum non-unique: an even split of the weight and
+    # all of it on one copy are the same solution, and must count as the same support.
+    bench("solvers")
+    report = importlib.import_module("benchmarks._report")
+    rng = np.random.default_rng(0)
+    C = rng.normal(size=(5, 8))
+    C[3] = C[1]  # concepts 1 and 3 are one concept
+    w = np.array([0.4, 0.3, 0.0, 0.3, 0.0])
+    Z = (w @ C)[None, :]
+    split = sp.csr_matrix(w[None, :])
+    on_one = sp.csr_matrix(np.array([[0.4, 0.6, 0.0, 0.0, 0.0]]))
+    elsewhere = sp.csr_matrix(np.array([[0.4, 0.0, 0.6, 0.0, 0.0]]))
+    table = report.accuracy({"split": split, "on one": on_one, "elsewhere": elsewhere}, C, Z, 0.1)
+    assert table.loc["split", "mean rel gap"] == pytest.approx(0, abs=1e-12)
+    assert table.loc["on one", "mean rel gap"] == pytest.approx(0, abs=1e-12)
+    assert table.loc["split", "same support"] == table.loc["on one", "same support"] == 1
+    assert table.loc["elsewhere", "same support"] == 0
+    assert list(table["mean l0"]) == [3, 2, 2]
 
 
 def test_throughput_on_cpu(bench):
