@@ -27,10 +27,9 @@ from collections import Counter
 from contextlib import ExitStack, contextmanager
 from unittest import mock
 
-import numpy as np
 import pandas as pd
-import torch
 
+import benchmarks._methods as methods
 import skplice.decomposition._solvers._active_set as active_set_module
 import skplice.decomposition._solvers._nnls as nnls_module
 from benchmarks._data import KINDS, load_problem
@@ -98,20 +97,8 @@ def timed_stages(seconds, counts):
         yield
 
 
-def floor_seconds(Z, C, repeats=5):
-    """CPU seconds of one float32 ``Z @ C.T`` (median of ``repeats``)."""
-    out = torch.empty(Z.shape[0], C.shape[0], dtype=Z.dtype)
-    runs = []
-    for _ in range(repeats):
-        start = time.process_time()
-        torch.mm(Z, C.T, out=out)
-        runs.append(time.process_time() - start)
-    return float(np.median(runs))
-
-
-def breakdown(Z, C, l1, tol, repeats):
-    """One line of the time table: the best of ``repeats`` timed solves."""
-    floor = floor_seconds(Z, C)
+def breakdown(Z, C, l1, tol, repeats, floor):
+    """One line of the time table: the best of ``repeats`` timed solves, in ``floor``s."""
     best = None
     for _ in range(repeats):
         seconds, counts = Counter(), Counter()
@@ -156,13 +143,15 @@ def main(argv=None):
     C_np, Z_np, _, _ = load_problem(
         args.kind, args.n_samples, args.n_concepts, args.d, args.seed, args.cache_dir
     )
-    dtype = getattr(torch, args.dtype)
-    C, Z = torch.tensor(C_np, dtype=dtype), torch.tensor(Z_np, dtype=dtype)
+    problem, opts = {"C": C_np, "Z": Z_np}, {"dtype": args.dtype, "device": "cpu"}
+    C, Z = methods.tensors(problem, opts)
     times, ranks = [], []
     with threads(args.threads or 1):
         nonnegative_lasso(Z[:100], C, args.l1[0], tol=args.tol)  # warm-up
         for l1 in args.l1:
-            line, codes = breakdown(Z, C, l1, args.tol, args.repeats)
+            # CPU seconds of one product (median of five), as the solvers benchmark's floor.
+            floor = methods.floor(problem, l1, opts).cpu_seconds
+            line, codes = breakdown(Z, C, l1, args.tol, args.repeats, floor)
             times.append(line)
             ranks.append(support_ranks(Z, C, codes, l1))
     times, ranks = pd.DataFrame(times), pd.DataFrame(ranks)
